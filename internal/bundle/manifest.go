@@ -1,0 +1,39 @@
+// Package bundle seals a model directory, its plugin reports and its runtime settings into an
+// immutable, content-addressed directory (the "image" a service version runs), and keeps the
+// plugin result cache. Workers only read bundles.
+package bundle
+
+import (
+	"time"
+
+	"github.com/openeas/openeas/internal/processor"
+)
+
+// ManifestFile is the name of the manifest inside a bundle directory.
+const ManifestFile = "bundle.json"
+
+// Manifest is bundle.json. The bundle directory also holds model/ (the model to serve) and
+// reports/ (one JSON report per plugin run).
+type Manifest struct {
+	Schema     int    `json:"schema"`      // 1
+	Processor  string `json:"processor"`   // canonical processor name, e.g. "onnxruntime_cpu"
+	ModelEntry string `json:"model_entry"` // path of the model file inside model/, slash-separated
+	// Signature is filled when known (e.g. from Blade's report); workers read it from the model itself.
+	Signature   *processor.Signature `json:"signature,omitempty"`
+	Runtime     processor.Runtime    `json:"runtime"`
+	ModelDigest string               `json:"model_digest"` // sha256 of the fetched model tree, "sha256:<hex>"
+	ModelPath   string               `json:"model_path"`   // where it was fetched from (credentials stripped)
+	Plugins     []PluginRun          `json:"plugins,omitempty"`
+	Created     time.Time            `json:"created"`
+}
+
+// PluginRun records one plugin step of the pipeline that produced the bundle.
+type PluginRun struct {
+	ID       string        `json:"id"`    // "eas-plugin-<8 hex of key>"
+	Image    string        `json:"image"` // as written in service.json
+	Command  string        `json:"command"`
+	Key      string        `json:"key"`             // content key, "sha256:<hex>"
+	Cached   bool          `json:"cached"`          // true when the result came from the cache
+	Report   string        `json:"report,omitempty"` // path inside the bundle, e.g. "reports/plugin-0.json"
+	Duration time.Duration `json:"duration"`
+}
