@@ -53,6 +53,9 @@ type Service struct {
 	Version    int       `json:"Version"` // current version number, from 1
 	CreateTime time.Time `json:"CreateTime"`
 	UpdateTime time.Time `json:"UpdateTime"`
+	// LastEventID is the ID of the newest event when this answer was made: follow events
+	// with since=LastEventID after a create/modify/start/stop to see only what that call caused.
+	LastEventID int64 `json:"LastEventID"`
 	// ServiceConfig is the service.json of the current version, with defaults applied.
 	ServiceConfig json.RawMessage `json:"ServiceConfig,omitempty"`
 }
