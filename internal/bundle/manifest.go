@@ -32,8 +32,8 @@ type PluginRun struct {
 	ID       string        `json:"id"`    // "eas-plugin-<8 hex of key>"
 	Image    string        `json:"image"` // as written in service.json
 	Command  string        `json:"command"`
-	Key      string        `json:"key"`             // content key, "sha256:<hex>"
-	Cached   bool          `json:"cached"`          // true when the result came from the cache
+	Key      string        `json:"key"`              // content key, "sha256:<hex>"
+	Cached   bool          `json:"cached"`           // true when the result came from the cache
 	Report   string        `json:"report,omitempty"` // path inside the bundle, e.g. "reports/plugin-0.json"
 	Duration time.Duration `json:"duration"`
 }
