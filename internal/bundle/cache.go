@@ -1,0 +1,109 @@
+package bundle
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/openeas/openeas/internal/modelsource"
+)
+
+// Layout of a plugin cache entry, plugins/<hex of key>/.
+const (
+	PluginOutputDir  = "output"
+	PluginReportFile = "report.json"
+)
+
+// CachedPlugin looks up the plugin result stored under the content key ("sha256:<hex>").
+// outDir is the cached output model directory (read-only; copy it, never write to it) and
+// report the plugin's JSON report, nil when the plugin wrote none.
+func (s *Store) CachedPlugin(key string) (outDir string, report []byte, ok bool) {
+	dir, err := entryPath(s.plugins, key, "plugin result")
+	if err != nil {
+		return "", nil, false
+	}
+	out := filepath.Join(dir, PluginOutputDir)
+	if info, err := os.Stat(out); err != nil || !info.IsDir() {
+		return "", nil, false
+	}
+	report, err = os.ReadFile(filepath.Join(dir, PluginReportFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", nil, false
+	}
+	return out, report, true
+}
+
+// PutPlugin stores a copy of a plugin's output directory and report under key and returns the
+// cached output directory. It is atomic and idempotent: concurrent puts of the same key are
+// safe, and the first one to finish wins (results for one key are interchangeable by design).
+func (s *Store) PutPlugin(ctx context.Context, key string, outDir string, report []byte) (string, error) {
+	hexPart, err := modelsource.ParseDigest(key)
+	if err != nil {
+		return "", fmt.Errorf("cache plugin result: key: %w", err)
+	}
+	if report != nil && !json.Valid(report) {
+		return "", fmt.Errorf("cache plugin result %s: report is not valid JSON", key)
+	}
+	work, err := os.MkdirTemp(s.tmp, "plugin-")
+	if err != nil {
+		return "", fmt.Errorf("cache plugin result %s: %w", key, err)
+	}
+	defer modelsource.RemoveAll(work)
+	if err := modelsource.CopyTree(ctx, outDir, filepath.Join(work, PluginOutputDir)); err != nil {
+		return "", fmt.Errorf("cache plugin result %s: copy output: %w", key, err)
+	}
+	if report != nil {
+		if err := os.WriteFile(filepath.Join(work, PluginReportFile), report, 0o644); err != nil {
+			return "", fmt.Errorf("cache plugin result %s: %w", key, err)
+		}
+	}
+	final := filepath.Join(s.plugins, hexPart)
+	if err := publish(work, final); err != nil {
+		return "", fmt.Errorf("cache plugin result %s: %w", key, err)
+	}
+	return filepath.Join(final, PluginOutputDir), nil
+}
+
+// Model returns the cached model tree with the given digest (as from modelsource.TreeDigest).
+func (s *Store) Model(digest string) (dir string, ok bool) {
+	dir, err := entryPath(s.models, digest, "model")
+	return dir, err == nil
+}
+
+// PutModel moves the model tree dir (for example modelsource.Fetched.Dir, made under TmpDir)
+// into the model cache, keyed by its tree digest, and returns the digest and cached directory.
+// dir is consumed: it is renamed into place, or removed when the cache already holds the tree.
+func (s *Store) PutModel(ctx context.Context, dir string) (digest, cached string, err error) {
+	digest, err = modelsource.TreeDigest(dir)
+	if err != nil {
+		return "", "", fmt.Errorf("cache model %s: %w", dir, err)
+	}
+	hexPart, _ := modelsource.ParseDigest(digest)
+	final := filepath.Join(s.models, hexPart)
+	if _, err := os.Stat(final); err == nil {
+		return digest, final, modelsource.RemoveAll(dir)
+	}
+	work, err := os.MkdirTemp(s.tmp, "model-")
+	if err != nil {
+		return "", "", fmt.Errorf("cache model %s: %w", digest, err)
+	}
+	defer modelsource.RemoveAll(work)
+	tree := filepath.Join(work, "tree")
+	if err := os.Rename(dir, tree); err != nil {
+		// Another filesystem: copy instead, then drop the original.
+		if err := modelsource.CopyTree(ctx, dir, tree); err != nil {
+			return "", "", fmt.Errorf("cache model %s: %w", digest, err)
+		}
+		if err := modelsource.RemoveAll(dir); err != nil {
+			return "", "", fmt.Errorf("cache model %s: %w", digest, err)
+		}
+	}
+	if err := publish(tree, final); err != nil {
+		return "", "", fmt.Errorf("cache model %s: %w", digest, err)
+	}
+	return digest, final, nil
+}
