@@ -1,0 +1,420 @@
+// Package gateway serves /api/predict/{name}[/sub/path]: it authenticates the caller
+// with the service's access token (plain or EAS's HMAC-SHA1 signature), picks a ready
+// worker by least outstanding requests and proxies the request to it.
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Prefix is the URL path prefix the gateway serves.
+const Prefix = "/api/predict/"
+
+// DefaultMaxBodyBytes bounds a request body (it is buffered so that a signed request's
+// Content-MD5 can be checked and a request refused at dial time can be resent).
+const DefaultMaxBodyBytes = 512 << 20
+
+// Endpoint is one ready worker of a service.
+type Endpoint struct {
+	ID      string
+	Addr    string // "127.0.0.1:PORT"
+	Version int
+}
+
+// Services answers which services exist. Implemented by the deploy layer; it must be
+// safe for concurrent use and fast (it is called once per request).
+type Services interface {
+	// Lookup returns the service's access token; ok=false means there is no such service.
+	Lookup(name string) (token string, ok bool)
+}
+
+// Options configure a Gateway. Services is required; the rest have defaults.
+type Options struct {
+	Services Services
+	Logger   *slog.Logger
+	// Transport carries requests to workers. Default: a keep-alive transport tuned for
+	// loopback (many idle connections per host, no proxy, no compression).
+	Transport http.RoundTripper
+	// Now is the clock (used for the upstream latency in error logs). Default time.Now.
+	Now func() time.Time
+	// MaxBodyBytes bounds request bodies (413 beyond). Default DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+}
+
+// Gateway is the predict proxy. It is an http.Handler; create it with New.
+type Gateway struct {
+	services Services
+	log      *slog.Logger
+	rt       http.RoundTripper
+	now      func() time.Time
+	maxBody  int64
+
+	mu    sync.Mutex                       // serializes writers of pools
+	pools atomic.Pointer[map[string]*pool] // copy-on-write: readers never lock
+}
+
+// pool is one service's ready set and its request accounting.
+type pool struct {
+	backends atomic.Pointer[[]*backend] // replaced whole by SetEndpoints
+	rr       atomic.Uint64              // round-robin start for ties
+	inflight atomic.Int64
+}
+
+// backend is one worker. It survives SetEndpoints calls that list the same Endpoint, so
+// its outstanding count stays accurate while the set changes around it.
+type backend struct {
+	ep       Endpoint
+	base     string // "http://ADDR/predict"
+	inflight atomic.Int64
+}
+
+// NewTransport returns the default transport: keep-alive connections to loopback
+// workers, without proxy or compression.
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		Proxy: nil,
+		DialContext: (&net.Dialer{
+			Timeout:   3 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:        4096,
+		MaxIdleConnsPerHost: 1024,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		// Workers speak HTTP/1.1 on loopback; HTTP/2 framing would only add cost.
+		ForceAttemptHTTP2: false,
+		WriteBufferSize:   32 << 10,
+		ReadBufferSize:    32 << 10,
+	}
+}
+
+// New returns a gateway. Options.Services must not be nil.
+func New(opts Options) *Gateway {
+	g := &Gateway{
+		services: opts.Services,
+		log:      opts.Logger,
+		rt:       opts.Transport,
+		now:      opts.Now,
+		maxBody:  opts.MaxBodyBytes,
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	if g.rt == nil {
+		g.rt = NewTransport()
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	if g.maxBody <= 0 {
+		g.maxBody = DefaultMaxBodyBytes
+	}
+	empty := map[string]*pool{}
+	g.pools.Store(&empty)
+	return g
+}
+
+// Close releases idle connections to workers. In-flight requests are not affected; the
+// gateway stays usable.
+func (g *Gateway) Close() {
+	if c, ok := g.rt.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// SetEndpoints replaces the service's ready set (nil or empty: no ready instance).
+// Safe for concurrent use with requests: a request keeps the worker it picked.
+func (g *Gateway) SetEndpoints(service string, eps []Endpoint) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := *g.pools.Load()
+	p := old[service]
+	if p == nil {
+		p = &pool{}
+		next := make(map[string]*pool, len(old)+1)
+		for k, v := range old {
+			next[k] = v
+		}
+		next[service] = p
+		g.pools.Store(&next)
+	}
+	var prev []*backend
+	if cur := p.backends.Load(); cur != nil {
+		prev = *cur
+	}
+	list := make([]*backend, 0, len(eps))
+	for _, ep := range eps {
+		b := findBackend(prev, ep)
+		if b == nil {
+			b = &backend{ep: ep, base: "http://" + ep.Addr + "/predict"}
+		}
+		list = append(list, b)
+	}
+	p.backends.Store(&list)
+}
+
+func findBackend(list []*backend, ep Endpoint) *backend {
+	for _, b := range list {
+		if b.ep == ep {
+			return b
+		}
+	}
+	return nil
+}
+
+// InFlight returns the number of the service's requests being proxied now.
+func (g *Gateway) InFlight(service string) int {
+	if p := (*g.pools.Load())[service]; p != nil {
+		return int(p.inflight.Load())
+	}
+	return 0
+}
+
+// pick returns the ready backend with the fewest outstanding requests, skipping
+// exclude; ties go round-robin. nil when none is left.
+func (p *pool) pick(exclude *backend) *backend {
+	bp := p.backends.Load()
+	if bp == nil {
+		return nil
+	}
+	list := *bp
+	n := len(list)
+	if n == 0 {
+		return nil
+	}
+	start := int(p.rr.Add(1) % uint64(n))
+	var best *backend
+	var bestN int64
+	for i := 0; i < n; i++ {
+		b := list[(start+i)%n]
+		if b == exclude {
+			continue
+		}
+		if c := b.inflight.Load(); best == nil || c < bestN {
+			best, bestN = b, c
+		}
+	}
+	return best
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// copyBufPool holds the buffers that stream answers back.
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// maxPooledBuffer keeps one huge request from pinning its memory in the pool.
+const maxPooledBuffer = 4 << 20
+
+// ServeHTTP proxies one predict request.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.EscapedPath()
+	name, sub, ok := splitPath(path)
+	if !ok {
+		writeError(w, http.StatusNotFound, "service not found")
+		return
+	}
+	token, ok := g.services.Lookup(name)
+	if !ok {
+		writeError(w, http.StatusNotFound, "service not found")
+		return
+	}
+
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledBuffer {
+			bufPool.Put(buf)
+		}
+	}()
+	if r.ContentLength > g.maxBody {
+		writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
+		return
+	}
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, g.maxBody+1)); err != nil {
+		if r.Context().Err() != nil {
+			return // client went away (499): nothing to answer
+		}
+		writeError(w, http.StatusBadRequest, "read request body: "+err.Error())
+		return
+	}
+	if int64(buf.Len()) > g.maxBody {
+		writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
+		return
+	}
+	body := buf.Bytes()
+
+	if msg := authorize(r, token, path, body); msg != "" {
+		writeError(w, http.StatusUnauthorized, msg)
+		return
+	}
+
+	p := (*g.pools.Load())[name]
+	if p == nil {
+		writeError(w, http.StatusServiceUnavailable, "no ready instance")
+		return
+	}
+	p.inflight.Add(1)
+	defer p.inflight.Add(-1)
+
+	b := p.pick(nil)
+	if b == nil {
+		writeError(w, http.StatusServiceUnavailable, "no ready instance")
+		return
+	}
+	start := g.now()
+	resp, err := g.forward(r, b, sub, body)
+	if err != nil && isDialError(err) && r.Context().Err() == nil {
+		// The request never reached a worker (it just went away), so resending is safe.
+		if b2 := p.pick(b); b2 != nil {
+			g.log.Debug("predict: worker unreachable, retrying on another", "service", name, "instance", b.ep.ID, "retry", b2.ep.ID, "err", err)
+			b = b2
+			resp, err = g.forward(r, b, sub, body)
+		}
+	}
+	if err != nil {
+		if r.Context().Err() != nil {
+			g.log.Debug("predict: client closed request", "service", name, "instance", b.ep.ID)
+			return // 499: the client is gone, there is nobody to answer
+		}
+		g.log.Warn("predict: worker request failed", "service", name, "instance", b.ep.ID,
+			"addr", b.ep.Addr, "elapsed", g.now().Sub(start), "err", err)
+		writeError(w, http.StatusBadGateway, "instance unavailable")
+		return
+	}
+	defer resp.Body.Close()
+	g.copyResponse(w, resp)
+}
+
+// forward sends the request to one worker, holding its outstanding count until the
+// answer's headers arrive or the attempt fails; the body copy keeps it (see release).
+func (g *Gateway) forward(r *http.Request, b *backend, sub string, body []byte) (*http.Response, error) {
+	b.inflight.Add(1)
+	target := b.base + sub
+	if r.URL.RawQuery != "" {
+		target += "?" + r.URL.RawQuery
+	}
+	out, err := http.NewRequestWithContext(r.Context(), r.Method, target, bytes.NewReader(body))
+	if err != nil {
+		b.inflight.Add(-1)
+		return nil, err
+	}
+	copyRequestHeaders(out.Header, r.Header)
+	resp, err := g.rt.RoundTrip(out)
+	if err != nil {
+		b.inflight.Add(-1)
+		return nil, err
+	}
+	resp.Body = &releaseBody{ReadCloser: resp.Body, b: b}
+	return resp, nil
+}
+
+// releaseBody drops the backend's outstanding count when the answer has been consumed,
+// so a worker streaming a long answer still counts as busy.
+type releaseBody struct {
+	io.ReadCloser
+	b    *backend
+	done atomic.Bool
+}
+
+func (rb *releaseBody) Close() error {
+	if rb.done.CompareAndSwap(false, true) {
+		rb.b.inflight.Add(-1)
+	}
+	return rb.ReadCloser.Close()
+}
+
+// copyRequestHeaders forwards what a worker needs to decode the body; nothing else
+// (in particular not Authorization) reaches it.
+func copyRequestHeaders(dst, src http.Header) {
+	for k, vv := range src {
+		switch {
+		case k == "Content-Type", k == "Accept", k == "Content-Encoding",
+			k == "Inference-Header-Content-Length", k == "X-Request-Id",
+			strings.HasPrefix(k, "X-Eas-"):
+			dst[k] = vv
+		}
+	}
+}
+
+// hopHeaders are connection-level headers a proxy must not pass on (RFC 9110 §7.6.1).
+var hopHeaders = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Proxy-Authenticate": true,
+	"Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+}
+
+func (g *Gateway) copyResponse(w http.ResponseWriter, resp *http.Response) {
+	h := w.Header()
+	for k, vv := range resp.Header {
+		if !hopHeaders[k] {
+			h[k] = vv
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	// Answers of unknown length may be streams: flush each chunk as it arrives.
+	var flusher http.Flusher
+	if resp.ContentLength < 0 {
+		flusher, _ = w.(http.Flusher)
+	}
+	bp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return // client went away
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if rerr != nil {
+			if rerr != io.EOF {
+				g.log.Debug("predict: answer cut short", "err", rerr)
+			}
+			return
+		}
+	}
+}
+
+// splitPath splits "/api/predict/{name}{sub}" into name and sub ("" or "/…").
+func splitPath(path string) (name, sub string, ok bool) {
+	rest, ok := strings.CutPrefix(path, Prefix)
+	if !ok {
+		return "", "", false
+	}
+	name, sub = rest, ""
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		name, sub = rest[:i], rest[i:]
+	}
+	return name, sub, name != ""
+}
+
+// isDialError reports whether err happened before a connection existed, so the worker
+// cannot have seen the request.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial" && !errors.Is(err, context.Canceled) &&
+		!errors.Is(err, context.DeadlineExceeded)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	io.WriteString(w, msg+"\n")
+}
