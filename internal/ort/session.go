@@ -292,11 +292,15 @@ func (s *Session) run(ctx context.Context, inVals []*C.OrtValue, outNames []*C.c
 		return fmt.Errorf("create run options: %w", err)
 	}
 	defer C.ort_release_run_options(ro)
-	terminated := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(terminated)
-		_ = statusToError(C.ort_run_options_set_terminate(ro)) // best effort; Run's own error reports the outcome
-	})
+	stop := func() bool { return true }
+	var terminated chan struct{}
+	if ctx.Done() != nil { // a context that can never be cancelled needs no watcher
+		terminated = make(chan struct{})
+		stop = context.AfterFunc(ctx, func() {
+			defer close(terminated)
+			_ = statusToError(C.ort_run_options_set_terminate(ro)) // best effort; Run's own error reports the outcome
+		})
+	}
 
 	var inNames **C.char
 	var inPtr **C.OrtValue

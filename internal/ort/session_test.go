@@ -388,7 +388,10 @@ func TestRunRejectsBadInputs(t *testing.T) {
 		outputs []string
 		wantMsg string
 	}{
-		{"wrong dtype", func(m map[string]*tensor.Tensor) { m["InputB"].DType = tensor.Float; m["InputB"].Data = m["InputB"].Data[:16] }, nil, `input "InputB": dtype float32, expected float64`},
+		{"wrong dtype", func(m map[string]*tensor.Tensor) {
+			m["InputB"].DType = tensor.Float
+			m["InputB"].Data = m["InputB"].Data[:16]
+		}, nil, `input "InputB": dtype float32, expected float64`},
 		{"wrong shape", func(m map[string]*tensor.Tensor) { m["InputB"].Shape = []int64{2, 2} }, nil, `input "InputB": shape [2 2]`},
 		{"short data", func(m map[string]*tensor.Tensor) { m["InputB"].Data = m["InputB"].Data[:8] }, nil, `input "InputB"`},
 		{"missing", func(m map[string]*tensor.Tensor) { delete(m, "InputA") }, nil, `missing input "InputA"`},
