@@ -44,20 +44,21 @@ func DefaultBudget(level string) AccuracyBudget {
 	return AccuracyBudget{MaxRelativeError: 1e-4, MinTop1Agreement: 1}
 }
 
-// withDefaults fills zero fields of b from the level's default budget; a user budget that sets
-// only some fields keeps the level's defaults for the rest.
-func (b AccuracyBudget) withDefaults(level string) AccuracyBudget {
+// budgetFor returns the budget candidates of a level must meet: o1 candidates are lossless
+// (relative error, and the same top-1 unless the user relaxed it), o2 candidates keep cosine
+// and top-1 agreement. User fields override the defaults; unset ones keep them.
+func (b AccuracyBudget) budgetFor(level string) AccuracyBudget {
 	d := DefaultBudget(level)
-	if b.MaxRelativeError == 0 {
-		b.MaxRelativeError = d.MaxRelativeError
+	if b.MaxRelativeError != 0 {
+		d.MaxRelativeError = b.MaxRelativeError
 	}
-	if b.MinCosine == 0 {
-		b.MinCosine = d.MinCosine
+	if b.MinCosine != 0 {
+		d.MinCosine = b.MinCosine
 	}
-	if b.MinTop1Agreement == 0 {
-		b.MinTop1Agreement = d.MinTop1Agreement
+	if b.MinTop1Agreement != 0 {
+		d.MinTop1Agreement = b.MinTop1Agreement
 	}
-	return b
+	return d
 }
 
 // Options are one optimization request. Only Model and OutputDir are required.
@@ -88,6 +89,8 @@ type Options struct {
 	ModelName string
 	Progress  io.Writer    // human progress lines; nil = none
 	Logger    *slog.Logger // nil = discard
+	// Engine loads sessions; nil = ONNX Runtime (ort.Init must have been called).
+	Engine Engine
 }
 
 // DefaultRuns is the number of timed runs per candidate when Options.Runs is 0.
@@ -120,7 +123,6 @@ func (o *Options) applyDefaults() {
 	if o.ModelName == "" {
 		o.ModelName = "model.onnx"
 	}
-	o.Accuracy = o.Accuracy.withDefaults(o.Level)
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
