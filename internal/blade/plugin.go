@@ -1,0 +1,140 @@
+package blade
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// PluginEnv is the plugin contract's environment (see docs/architecture.md): EAS_PLUGIN_INPUT
+// (read-only model dir), EAS_PLUGIN_OUTPUT (empty dir for the result), EAS_PLUGIN_CONFIG (JSON
+// file), EAS_PLUGIN_REPORT (where the report goes), EAS_PLUGIN_DEVICE.
+type PluginEnv struct {
+	Input, Output, Config, Report, Device string
+}
+
+// RunPlugin optimizes the model named by the plugin config (or the single .onnx file of the
+// input) and writes the result under the same file name into env.Output, with every other input
+// file copied unchanged, runtime.json beside it, and the report at env.Report. base supplies
+// the settings the config does not carry (threads, runs, progress, logger, engine).
+func RunPlugin(ctx context.Context, env PluginEnv, optimizeFor string, base Options) (*Result, error) {
+	switch strings.ToLower(optimizeFor) {
+	case DeviceCPU:
+	case DeviceGPU:
+		return nil, fmt.Errorf("blade: --optimize_for gpu: this blade build has no GPU support (its ONNX Runtime is CPU-only); use --optimize_for cpu")
+	default:
+		return nil, fmt.Errorf("blade: --optimize_for %q: expected cpu or gpu", optimizeFor)
+	}
+	if env.Device != "" && !strings.EqualFold(env.Device, DeviceCPU) && base.Logger != nil {
+		base.Logger.Warn("EAS_PLUGIN_DEVICE differs from --optimize_for; optimizing for cpu", "device", env.Device)
+	}
+	for name, v := range map[string]string{"EAS_PLUGIN_INPUT": env.Input, "EAS_PLUGIN_OUTPUT": env.Output, "EAS_PLUGIN_REPORT": env.Report} {
+		if v == "" {
+			return nil, fmt.Errorf("blade: plugin mode needs %s", name)
+		}
+	}
+	files, err := listFiles(env.Input)
+	if err != nil {
+		return nil, fmt.Errorf("blade: read EAS_PLUGIN_INPUT: %w", err)
+	}
+	var cfg []byte
+	if env.Config != "" {
+		if cfg, err = os.ReadFile(env.Config); err != nil {
+			return nil, fmt.Errorf("blade: read EAS_PLUGIN_CONFIG: %w", err)
+		}
+	}
+	req, err := ParsePluginConfig(cfg, files)
+	if err != nil {
+		return nil, fmt.Errorf("blade: %w", err)
+	}
+	o := base
+	po := req.Options
+	o.Model = filepath.Join(env.Input, filepath.FromSlash(req.ModelFile))
+	o.Level, o.Device = po.Level, DeviceCPU
+	o.Inputs, o.Outputs, o.InputShapes, o.InputRanges = po.Inputs, po.Outputs, po.InputShapes, po.InputRanges
+	o.WeightAdjustment, o.Accuracy = po.WeightAdjustment, po.Accuracy
+	o.TestData, o.CalibrationDataset = "", ""
+	if po.TestData != "" {
+		o.TestData = filepath.Join(env.Input, filepath.FromSlash(po.TestData))
+	}
+	if po.CalibrationDataset != "" {
+		o.CalibrationDataset = filepath.Join(env.Input, filepath.FromSlash(po.CalibrationDataset))
+	}
+	tmp, err := os.MkdirTemp("", "blade-plugin-")
+	if err != nil {
+		return nil, fmt.Errorf("blade: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	o.OutputDir = tmp
+	o.ModelName = filepath.Base(req.ModelFile)
+	res, err := Optimize(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+
+	// Everything but the model (and a stale external-data file of it) is copied unchanged.
+	modelData := req.ModelFile + ".data"
+	for _, f := range files {
+		if f == req.ModelFile || f == modelData || f == RuntimeFile {
+			continue
+		}
+		if err := copyFile(filepath.Join(env.Input, filepath.FromSlash(f)), filepath.Join(env.Output, filepath.FromSlash(f))); err != nil {
+			return nil, fmt.Errorf("blade: copy %s to the output: %w", f, err)
+		}
+	}
+	dstModel := filepath.Join(env.Output, filepath.FromSlash(req.ModelFile))
+	moves := [][2]string{{res.ModelPath, dstModel}, {res.RuntimePath, filepath.Join(env.Output, RuntimeFile)}, {res.ReportPath, env.Report}}
+	if _, err := os.Stat(res.ModelPath + ".data"); err == nil {
+		moves = append(moves, [2]string{res.ModelPath + ".data", dstModel + ".data"})
+	}
+	for _, mv := range moves {
+		if err := copyFile(mv[0], mv[1]); err != nil {
+			return nil, fmt.Errorf("blade: write plugin output: %w", err)
+		}
+	}
+	res.ModelPath, res.RuntimePath, res.ReportPath = dstModel, filepath.Join(env.Output, RuntimeFile), env.Report
+	return res, nil
+}
+
+// listFiles returns dir's regular files as sorted slash-separated relative paths.
+func listFiles(dir string) ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			rel, err := filepath.Rel(dir, p)
+			if err != nil {
+				return err
+			}
+			files = append(files, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	return files, err
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
