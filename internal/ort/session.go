@@ -35,7 +35,7 @@ type Session struct {
 	inputs, outputs   []tensor.Info
 	inNames, outNames []*C.char // C copies of the names, in signature order; freed by Close
 	inIndex, outIndex map[string]int
-	allOutputs        []int // 0..len(outputs)-1, the default output selection
+	allOutputs        []int // indices of the tensor outputs: the default selection
 }
 
 // NewSession loads the model at modelPath with opts. Errors name the model file.
@@ -96,7 +96,9 @@ func (s *Session) readSignature() error {
 		s.outputs = append(s.outputs, info)
 		s.outNames = append(s.outNames, C.CString(info.Name))
 		s.outIndex[info.Name] = i
-		s.allOutputs = append(s.allOutputs, i)
+		if info.DType != tensor.Invalid {
+			s.allOutputs = append(s.allOutputs, i)
+		}
 	}
 	return nil
 }
@@ -214,7 +216,7 @@ func cloneInfos(in []tensor.Info) []tensor.Info {
 }
 
 // Run feeds inputs (by name; every model input is required) and returns the outputs
-// named in outputs (nil = all, in signature order), copied into Go memory. It is safe
+// named in outputs (nil = every tensor output, in signature order), copied into Go memory. It is safe
 // for concurrent use. Cancelling ctx asks ONNX Runtime to terminate the inference
 // (RunOptionsSetTerminate); the error then wraps ctx.Err().
 func (s *Session) Run(ctx context.Context, inputs map[string]*tensor.Tensor, outputs []string) (map[string]*tensor.Tensor, error) {
