@@ -1,0 +1,102 @@
+// Command easd is the OpenEAS daemon: control-plane API, deploy pipeline, store, local
+// scheduler and predict gateway in one process.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/openeas/openeas/internal/daemon"
+	"github.com/openeas/openeas/internal/version"
+)
+
+const usage = `easd — the OpenEAS daemon
+
+Usage:
+  easd serve [--data-dir DIR] [--listen ADDR] [flags]
+  easd version
+
+serve runs the control-plane API (/api/v2/services, admin token in DIR/admin.token),
+the predict gateway (/api/predict/{service}) and the local scheduler, which starts one
+eas-worker process per instance. Stop it with Ctrl-C or SIGTERM: in-flight requests
+drain and every worker stops with it.
+
+Flags of serve:
+`
+
+const envHelp = `
+Environment:
+  OPENEAS_ORT_LIB   path of libonnxruntime.so for the workers (default: next to the binaries)
+  EASD_LOG_LEVEL    debug, info (default), warn or error
+`
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "easd:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(os.Stderr, usage)
+		serveFlags(&daemon.Options{}).PrintDefaults()
+		fmt.Fprint(os.Stderr, envHelp)
+		return nil
+	}
+	switch args[0] {
+	case "version":
+		fmt.Println("easd", version.Version, "(ONNX Runtime", version.ONNXRuntime+")")
+		return nil
+	case "serve":
+	default:
+		return fmt.Errorf("unknown command %q (try easd --help)", args[0])
+	}
+	var o daemon.Options
+	fs := serveFlags(&o)
+	fs.Usage = func() {
+		fmt.Fprint(os.Stderr, usage)
+		fs.PrintDefaults()
+		fmt.Fprint(os.Stderr, envHelp)
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if o.BinDir == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		o.BinDir = filepath.Dir(exe)
+	}
+	if lib := os.Getenv("OPENEAS_ORT_LIB"); lib != "" {
+		o.WorkerArgs = append(o.WorkerArgs, "--ort-lib", lib)
+	}
+	level := slog.LevelInfo
+	if v := os.Getenv("EASD_LOG_LEVEL"); v != "" {
+		if err := level.UnmarshalText([]byte(v)); err != nil {
+			return fmt.Errorf("EASD_LOG_LEVEL: %w", err)
+		}
+	}
+	o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return daemon.Run(ctx, o)
+}
+
+func serveFlags(o *daemon.Options) *flag.FlagSet {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.StringVar(&o.DataDir, "data-dir", "./easd-data", "directory for the store, bundles, caches and admin.token")
+	fs.StringVar(&o.Listen, "listen", "127.0.0.1:8080", "address for the API and the gateway (loopback unless you say otherwise)")
+	fs.StringVar(&o.EndpointURL, "endpoint-url", "", "URL users reach easd at, shown as the service endpoint (default http://LISTEN)")
+	fs.StringVar(&o.BinDir, "bin-dir", "", "directory holding eas-worker and blade (default: this executable's directory)")
+	fs.StringVar(&o.WorkerBinary, "worker", "", "path of the eas-worker binary (default BIN_DIR/eas-worker)")
+	fs.StringVar(&o.BladeBinary, "blade", "", "path of the blade binary that the Blade plugin images resolve to (default BIN_DIR/blade)")
+	return fs
+}

@@ -1,0 +1,292 @@
+// Package daemon wires easd together: store, bundle store, deploy manager, local scheduler,
+// gateway and control-plane API on one listener. cmd/easd parses flags into Options and
+// calls Run; nothing here reads flags or the environment.
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/openeas/openeas/internal/api"
+	"github.com/openeas/openeas/internal/apiserver"
+	"github.com/openeas/openeas/internal/bundle"
+	"github.com/openeas/openeas/internal/deploy"
+	"github.com/openeas/openeas/internal/gateway"
+	"github.com/openeas/openeas/internal/plugin"
+	"github.com/openeas/openeas/internal/scheduler"
+	"github.com/openeas/openeas/internal/store"
+	"github.com/openeas/openeas/internal/version"
+)
+
+// Options configure easd.
+type Options struct {
+	DataDir string
+	Listen  string // e.g. "127.0.0.1:8080"
+	// Listener, when set, is used instead of Listen (tests pass one on port 0).
+	Listener net.Listener
+	// EndpointURL is how users reach this easd; default "http://" + the listen address.
+	EndpointURL string
+	// WorkerBinary and BladeBinary default to eas-worker and blade next to BinDir.
+	BinDir       string
+	WorkerBinary string
+	BladeBinary  string
+	// WorkerArgs are extra flags for every worker (e.g. --ort-lib PATH).
+	WorkerArgs []string
+	Logger     *slog.Logger
+	// Ready, when set, receives the bound address once easd serves.
+	Ready func(addr string)
+}
+
+// Run serves until ctx ends, then shuts down in order: stop taking requests, drain
+// in-flight ones, stop background deploys, stop workers, close the store.
+func Run(ctx context.Context, o Options) error {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := prepareDataDir(o.DataDir); err != nil {
+		return err
+	}
+	adminToken, err := AdminToken(o.DataDir)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, filepath.Join(o.DataDir, "easd.db"))
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer st.Close()
+	bundles, err := bundle.OpenStore(o.DataDir)
+	if err != nil {
+		return fmt.Errorf("open bundle store: %w", err)
+	}
+
+	ln := o.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", o.Listen); err != nil {
+			return fmt.Errorf("listen %s: %w", o.Listen, err)
+		}
+	}
+	addr := ln.Addr().String()
+	endpoint := o.EndpointURL
+	if endpoint == "" {
+		endpoint = "http://" + addr
+	}
+
+	worker, blade := o.WorkerBinary, o.BladeBinary
+	if worker == "" {
+		worker = filepath.Join(o.BinDir, "eas-worker")
+	}
+	if blade == "" {
+		if p := filepath.Join(o.BinDir, "blade"); fileExists(p) {
+			blade = p
+		}
+	}
+	if !fileExists(worker) {
+		log.Warn("worker binary not found: services will fail to start until it is built (make build)", "path", worker)
+	}
+
+	tokens := newTokenTable()
+	gw := gateway.New(gateway.Options{Services: tokens, Logger: log})
+	var mgr *deploy.Manager
+	sched := scheduler.NewLocal(scheduler.Options{
+		WorkerBinary: worker, WorkerArgs: o.WorkerArgs, Router: router{gw}, Logger: log,
+		Events: func(service, typ, msg string) { mgr.SchedulerEvent(service, typ, msg) },
+	})
+	mgr = deploy.New(deploy.Options{
+		DataDir: o.DataDir, Store: st, Bundles: bundles, Scheduler: sched,
+		Plugins: plugin.Resolver{BladeBinary: blade}, Logger: log, EndpointURL: endpoint,
+		RuntimeVersion: runtimeVersion(blade), TokenChanged: tokens.set,
+	})
+	apis := apiserver.New(apiserver.Options{
+		Manager: mgr, AdminToken: adminToken, Logger: log,
+		Version: api.Version{Version: version.Version, ORTVersion: version.ONNXRuntime, DataDir: o.DataDir,
+			Scheduler: "local", GoVersion: runtime.Version(), StartedTime: time.Now().UTC()},
+	})
+
+	mux := http.NewServeMux()
+	mux.Handle("/api/v2/", apis)
+	mux.Handle("/api/predict/", gw)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+
+	// Lifetimes: the scheduler outlives the manager (which may still be draining a
+	// deploy), and both outlive the HTTP server.
+	schedCtx, stopSched := context.WithCancel(context.WithoutCancel(ctx))
+	mgrCtx, stopMgr := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	wg.Add(2)
+	go func() { defer wg.Done(); errc <- wrapErr("scheduler", sched.Run(schedCtx)) }()
+	go func() { defer wg.Done(); errc <- wrapErr("deploy manager", mgr.Run(mgrCtx)) }()
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Serve(ln) }()
+	log.Info("easd serving", "addr", addr, "data_dir", o.DataDir, "worker", worker, "blade", blade)
+	if o.Ready != nil {
+		o.Ready(addr)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-srvDone:
+		runErr = fmt.Errorf("http server: %w", err)
+	case err := <-errc:
+		runErr = err
+	}
+	log.Info("easd shutting down")
+	shCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shCtx) // stop taking requests; in-flight predictions drain
+	stopMgr()
+	stopSched()
+	wg.Wait()
+	return runErr
+}
+
+func wrapErr(what string, err error) error {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func prepareDataDir(dir string) error {
+	if dir == "" {
+		return errors.New("data dir: required (--data-dir)")
+	}
+	for _, sub := range []string{"", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
+	}
+	// Scratch from a previous run (e.g. a deploy cut by kill -9) is never reused.
+	ents, err := os.ReadDir(filepath.Join(dir, "tmp"))
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	for _, e := range ents {
+		p := filepath.Join(dir, "tmp", e.Name())
+		_ = makeWritable(p)
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("data dir: clean %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// makeWritable restores write permission under p so that RemoveAll can delete
+// read-only copies (plugins get their input read-only).
+func makeWritable(p string) error {
+	return filepath.Walk(p, func(path string, info os.FileInfo, err error) error {
+		if err == nil && info.IsDir() {
+			_ = os.Chmod(path, 0o755)
+		}
+		return nil
+	})
+}
+
+// AdminToken returns the admin token stored in dir/admin.token, creating it (mode 0600)
+// at first start.
+func AdminToken(dir string) (string, error) {
+	p := filepath.Join(dir, "admin.token")
+	if b, err := os.ReadFile(p); err == nil {
+		tok := strings.TrimSpace(string(b))
+		if tok == "" {
+			return "", fmt.Errorf("admin token %s: empty file", p)
+		}
+		return tok, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	tok := hex.EncodeToString(b)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	if _, err := f.WriteString(tok + "\n"); err != nil {
+		f.Close()
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	return tok, f.Close()
+}
+
+// runtimeVersion goes into every plugin content key: a new ONNX Runtime or a rebuilt
+// blade never reuses results the old one made.
+func runtimeVersion(blade string) string {
+	v := "onnxruntime-" + version.ONNXRuntime
+	if blade == "" {
+		return v
+	}
+	f, err := os.Open(blade)
+	if err != nil {
+		return v
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return v
+	}
+	return v + " blade-" + hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
+// tokenTable is the gateway's view of services and their tokens, fed by the deploy manager.
+type tokenTable struct {
+	mu sync.RWMutex // guards m
+	m  map[string]string
+}
+
+func newTokenTable() *tokenTable { return &tokenTable{m: make(map[string]string)} }
+
+func (t *tokenTable) set(service, token string, exists bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if exists {
+		t.m[service] = token
+	} else {
+		delete(t.m, service)
+	}
+}
+
+// Lookup implements gateway.Services.
+func (t *tokenTable) Lookup(service string) (string, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	tok, ok := t.m[service]
+	return tok, ok
+}
+
+// router adapts the gateway to the scheduler's Router (each package keeps its own
+// Endpoint type, so neither imports the other).
+type router struct{ gw *gateway.Gateway }
+
+func (r router) SetEndpoints(service string, eps []scheduler.Endpoint) {
+	out := make([]gateway.Endpoint, len(eps))
+	for i, e := range eps {
+		out[i] = gateway.Endpoint{ID: e.ID, Addr: e.Addr, Version: e.Version}
+	}
+	r.gw.SetEndpoints(service, out)
+}
