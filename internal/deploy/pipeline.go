@@ -185,4 +185,3 @@ func short(digest string) string {
 	}
 	return "sha256:" + d
 }
-
