@@ -195,15 +195,20 @@ func decodeEither(body []byte, sig processor.Signature) (*Request, error) {
 			}
 		}
 	}
-	torch, torchErr := parseTorchRequest(body)
-	if torchErr == nil {
-		return torch.request(sig)
+	// Bytes that are a TensorFlow request often parse as a PyTorch one too (its inputs map
+	// reads as packed output_filter varints), so PyTorch wins only when it makes sense whole.
+	torch, err := parseTorchRequest(body)
+	if err == nil {
+		var req *Request
+		if req, err = torch.request(sig); err == nil {
+			return req, nil
+		}
 	}
 	if tfErr == nil && len(tf.inputs) > 0 {
 		// Reads as a TensorFlow request naming only unknown inputs: say so.
 		return tf.request(sig)
 	}
-	return nil, torchErr
+	return nil, err
 }
 
 // Encode writes the response to req (from Decode) holding outs, the outputs Predict returned:
