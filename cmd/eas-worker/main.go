@@ -1,0 +1,128 @@
+// Command eas-worker is one serving instance of OpenEAS: it loads a sealed bundle and serves
+// it over HTTP on loopback. easd's scheduler starts and supervises it; the process contract
+// (stdout events, stderr logs, HTTP routes, SIGTERM draining) is in docs/architecture.md.
+//
+// The worker relies on the parent for its lifetime: the scheduler starts it with
+// Pdeathsig=SIGKILL, so it dies with easd. It deliberately does not also watch stdin or its
+// parent pid: one mechanism, owned by the side that knows when the parent is gone.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/openeas/openeas/internal/ort"
+	"github.com/openeas/openeas/internal/processor"
+	"github.com/openeas/openeas/internal/processor/onnxrt"
+	"github.com/openeas/openeas/internal/worker"
+)
+
+const envORTLib = "OPENEAS_ORT_LIB"
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("eas-worker", flag.ContinueOnError)
+	bundleDir := fs.String("bundle", "", "sealed bundle directory (bundle.json, model/); required")
+	name := fs.String("name", "", "service name (also the Open Inference Protocol model name); required")
+	listen := fs.String("listen", "127.0.0.1:0", "address to serve on; loopback only unless --allow-remote")
+	allowRemote := fs.Bool("allow-remote", false, "allow a --listen address that is not loopback")
+	ortLib := fs.String("ort-lib", "", "ONNX Runtime library (default: $"+envORTLib+", else libonnxruntime.so.1 next to this executable)")
+	maxBody := fs.Int64("max-body", worker.DefaultMaxBody, "largest request body in bytes (larger: HTTP 413)")
+	timeout := fs.Duration("timeout", 0, "per-request limit, e.g. 5s (exceeded: HTTP 408); 0 means none")
+	warmUp := fs.Bool("warm-up", true, "run one synthetic request before reporting ready")
+	debug := fs.Bool("debug", false, "log at debug level")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: eas-worker --bundle DIR --name SERVICE [flags]\n\nFlags:\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(fs.Output(), "\nEnvironment:\n  %s\tpath of libonnxruntime.so (overridden by --ort-lib)\n", envORTLib)
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("service", *name)
+
+	if *bundleDir == "" || *name == "" || *maxBody <= 0 {
+		fmt.Fprintln(os.Stderr, "eas-worker: --bundle and --name are required and --max-body must be positive")
+		fs.Usage()
+		return 2
+	}
+	if err := checkListen(*listen, *allowRemote); err != nil {
+		worker.ReportFailure(os.Stdout, err)
+		log.Error("refusing to start", "err", err)
+		return 1
+	}
+	lib := *ortLib
+	if lib == "" {
+		lib = os.Getenv(envORTLib)
+	}
+	if lib == "" {
+		exe, _ := os.Executable()
+		lib = ort.FindLibrary(filepath.Dir(exe))
+	}
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		worker.ReportFailure(os.Stdout, err)
+		log.Error("listen", "err", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	err = worker.Run(ctx, ln, worker.Options{
+		BundleDir: *bundleDir,
+		Name:      *name,
+		Openers: map[string]worker.Opener{
+			"onnxruntime_cpu": func(path string, rt processor.Runtime) (processor.Processor, error) {
+				// Initialized here, not earlier, so a missing library is a "failed" event
+				// that the scheduler quotes.
+				if err := ort.Init(lib); err != nil {
+					return nil, err
+				}
+				return onnxrt.Open(path, rt)
+			},
+		},
+		MaxBody:         *maxBody,
+		RequestTimeout:  *timeout,
+		ShutdownTimeout: 30 * time.Second,
+		WarmUp:          *warmUp,
+		Events:          os.Stdout,
+		Logger:          log,
+	})
+	if err != nil {
+		log.Error("worker stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// checkListen refuses addresses other machines can reach, unless allowed: workers trust
+// their callers (the gateway does authentication).
+func checkListen(addr string, allowRemote bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--listen %q: %w", addr, err)
+	}
+	if allowRemote || host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return errors.New("--listen " + addr + " is not a loopback address; pass --allow-remote to serve other machines")
+}
