@@ -10,8 +10,8 @@ import (
 )
 
 // Parse decodes service.json strictly, applies defaults and validates. On failure the
-// error is an Errors listing every problem with its JSON path, or a single
-// *FieldError for JSON that does not parse.
+// error is an Errors listing every problem with its JSON path (JSON that does not parse
+// is one problem with an empty path). Type errors are reported before validation runs.
 func Parse(data []byte) (*Service, error) {
 	s, err := decode(data)
 	if err != nil {
@@ -29,10 +29,10 @@ func decode(data []byte) (*Service, error) {
 	var errs Errors
 	tree, err := decodeTree(data, &errs)
 	if err != nil {
-		return nil, &FieldError{Msg: err.Error()}
+		return nil, Errors{{Msg: err.Error()}}
 	}
 	if _, ok := tree.(*object); !ok {
-		return nil, &FieldError{Msg: "expected a JSON object, got " + kindOf(tree)}
+		return nil, Errors{{Msg: "expected a JSON object, got " + kindOf(tree)}}
 	}
 	norm := conform("", tree, serviceType, &errs)
 	if len(errs) > 0 {

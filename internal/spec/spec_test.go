@@ -92,6 +92,12 @@ func TestErrorsListEveryProblemWithPath(t *testing.T) {
 	if !reflect.DeepEqual(paths, want) {
 		t.Errorf("paths %v, want %v", paths, want)
 	}
+
+	// JSON that does not parse is one problem without a path, in the same error type.
+	_, err = Parse([]byte(`{"name": }`))
+	if !errors.As(err, &es) || len(es) != 1 || es[0].Path != "" {
+		t.Errorf("syntax error %v (%T): want one Errors entry without a path", err, err)
+	}
 }
 
 func mustReadParse(t *testing.T, file string) *Service {

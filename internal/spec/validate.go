@@ -10,12 +10,11 @@ import (
 
 // NamePattern is the rule for service names: lowercase letters, digits and underscores,
 // starting with a letter, at most 63 characters. (EAS's published rule could not be
-// checked here; this one is what its examples use and is safe in URLs, file names and
-// Kubernetes labels once underscores become dashes.)
-var namePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
-
-// NamePattern is namePattern's source, for messages and documentation.
+// checked here; this one fits its examples and is safe in URLs, file names, SQL and
+// Kubernetes names once underscores become dashes.)
 const NamePattern = `^[a-z][a-z0-9_]{0,62}$`
+
+var namePattern = regexp.MustCompile(NamePattern)
 
 // MaxTokenLength bounds user-chosen tokens.
 const MaxTokenLength = 256
