@@ -25,7 +25,8 @@ type jsonError struct {
 	msg string
 }
 
-func (e *jsonError) Error() string { return fmt.Sprintf("invalid JSON at byte %d: %s", e.off, e.msg) }
+// Error counts bytes from 1, as editors do.
+func (e *jsonError) Error() string { return fmt.Sprintf("invalid JSON at byte %d: %s", e.off+1, e.msg) }
 
 type scanner struct {
 	b []byte

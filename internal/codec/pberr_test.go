@@ -119,7 +119,9 @@ func TestProtobufErrors(t *testing.T) {
 		},
 		{
 			name: "unknown output", family: FamilyTensorFlow, sig: twoSig,
-			body: func(t *testing.T) []byte { return mustMarshal(t, tfReq(map[string]*tfpb.ArrayProto{"a": okA}, "p", "r")) },
+			body: func(t *testing.T) []byte {
+				return mustMarshal(t, tfReq(map[string]*tfpb.ArrayProto{"a": okA}, "p", "r"))
+			},
 			want: `unknown output "r"; the model's outputs are [p q]`,
 		},
 		{
