@@ -47,8 +47,8 @@ func archiveSuffix(name string) string {
 }
 
 // unpack extracts the archive file src of the given kind into dst (an existing empty directory).
-func unpack(ctx context.Context, src, kind, dst string, lim *limits) error {
-	archive := filepath.Base(src)
+// name is the archive's name as the user knows it, for error messages.
+func unpack(ctx context.Context, src, name, kind, dst string, lim *limits) error {
 	var err error
 	switch kind {
 	case "zip":
@@ -57,7 +57,7 @@ func unpack(ctx context.Context, src, kind, dst string, lim *limits) error {
 		err = untarFile(ctx, src, kind, dst, lim)
 	}
 	if err != nil {
-		return fmt.Errorf("unpack %s: %w", archive, err)
+		return fmt.Errorf("unpack %s: %w", name, err)
 	}
 	return nil
 }

@@ -12,9 +12,9 @@ import (
 	"strings"
 )
 
-// fetchHTTP streams the URL to a file in work, then unpacks it into tree when its name says it
-// is an archive, or moves it into tree otherwise.
-func fetchHTTP(ctx context.Context, rawURL, source, work, tree string, lim *limits, opts Options) error {
+// fetchHTTP streams the URL into tree; an archive (by name) is first saved to a temporary file
+// in scratch, then unpacked into tree and removed.
+func fetchHTTP(ctx context.Context, rawURL, source, scratch, tree string, lim *limits, opts Options) error {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return fmt.Errorf("model_path %s: %w", source, err)
@@ -54,19 +54,25 @@ func fetchHTTP(ctx context.Context, rawURL, source, work, tree string, lim *limi
 		}
 		return writeFile(ctx, filepath.Join(tree, name), resp.Body, 0o644, lim, name)
 	}
-	archive := filepath.Join(work, "download"+archiveSuffix(name))
+	tmp, err := os.CreateTemp(scratch, "download-*"+archiveSuffix(name))
+	if err != nil {
+		return fmt.Errorf("download %s: %w", source, err)
+	}
+	archive := tmp.Name()
+	defer os.Remove(archive)
 	// The compressed download counts against its own budget; unpacking counts the real bytes.
 	dl := &limits{maxBytes: lim.maxBytes, maxFiles: 1}
-	if err := writeFile(ctx, archive, resp.Body, 0o644, dl, name); err != nil {
+	err = copyCapped(ctx, tmp, resp.Body, dl, name)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("download %s: %w", source, err)
 	}
 	if resp.ContentLength >= 0 && dl.bytes != resp.ContentLength {
 		return fmt.Errorf("download %s: got %d of %d bytes", source, dl.bytes, resp.ContentLength)
 	}
-	if err := unpack(ctx, archive, kind, tree, lim); err != nil {
-		return err
-	}
-	return os.Remove(archive)
+	return unpack(ctx, archive, name, kind, tree, lim)
 }
 
 // redactErr drops the URL that *url.Error repeats, since it may carry credentials.

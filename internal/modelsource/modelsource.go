@@ -61,8 +61,8 @@ func (o Options) withDefaults() Options {
 
 // Fetched describes a fetched model tree.
 type Fetched struct {
-	// Dir is the root of the model tree. It is a new directory under Options.Dir that the
-	// caller owns: move it into a store or remove it.
+	// Dir is the root of the model tree: a new directory directly under Options.Dir that the
+	// caller owns (move it into a store, or remove it). Fetch leaves nothing else there.
 	Dir string
 	// Digest is TreeDigest(Dir), "sha256:<hex>".
 	Digest string
@@ -91,23 +91,22 @@ func Fetch(ctx context.Context, modelPath string, opts Options) (*Fetched, error
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create scratch dir: %w", err)
 	}
-	work, err := os.MkdirTemp(opts.Dir, "fetch-")
+	tree, err := os.MkdirTemp(opts.Dir, "fetch-")
 	if err != nil {
 		return nil, fmt.Errorf("create scratch dir: %w", err)
 	}
-	tree := filepath.Join(work, "model")
 	ok := false
 	defer func() {
 		if !ok {
-			_ = RemoveAll(work)
+			_ = RemoveAll(tree)
 		}
 	}()
-	if err := os.Mkdir(tree, 0o755); err != nil {
-		return nil, fmt.Errorf("create model dir: %w", err)
+	if err := os.Chmod(tree, 0o755); err != nil { // MkdirTemp makes it 0700
+		return nil, fmt.Errorf("create scratch dir: %w", err)
 	}
 	lim := &limits{maxBytes: opts.MaxBytes, maxFiles: opts.MaxFiles}
 
-	if err := fetchInto(ctx, modelPath, source, work, tree, lim, opts); err != nil {
+	if err := fetchInto(ctx, modelPath, source, opts.Dir, tree, lim, opts); err != nil {
 		return nil, err
 	}
 	files, err := listFiles(tree)
@@ -126,7 +125,7 @@ func Fetch(ctx context.Context, modelPath string, opts Options) (*Fetched, error
 	return &Fetched{Dir: tree, Digest: digest, Files: files, Source: source}, nil
 }
 
-func fetchInto(ctx context.Context, modelPath, source, work, tree string, lim *limits, opts Options) error {
+func fetchInto(ctx context.Context, modelPath, source, scratch, tree string, lim *limits, opts Options) error {
 	scheme := ""
 	if i := strings.Index(modelPath, "://"); i > 0 {
 		scheme = strings.ToLower(modelPath[:i])
@@ -147,7 +146,7 @@ func fetchInto(ctx context.Context, modelPath, source, work, tree string, lim *l
 		}
 		return fetchLocal(ctx, u.Path, source, tree, lim)
 	case "http", "https":
-		return fetchHTTP(ctx, modelPath, source, work, tree, lim, opts)
+		return fetchHTTP(ctx, modelPath, source, scratch, tree, lim, opts)
 	case "oss", "s3":
 		return fmt.Errorf("%w: %s:// model paths are not supported yet (planned: object storage issue)", ErrUnsupported, scheme)
 	default:
@@ -176,7 +175,7 @@ func fetchLocal(ctx context.Context, p, source, tree string, lim *limits) error 
 		return copyTree(ctx, p, tree, lim)
 	case fi.Mode().IsRegular():
 		if kind := archiveKind(p); kind != "" {
-			return unpack(ctx, p, kind, tree, lim)
+			return unpack(ctx, p, filepath.Base(p), kind, tree, lim)
 		}
 		return copyOne(ctx, p, filepath.Join(tree, filepath.Base(p)), fi.Mode(), lim)
 	default:

@@ -382,6 +382,7 @@ func TestFetchHTTP(t *testing.T) {
 	release := make(chan struct{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("/m.tar.gz", func(w http.ResponseWriter, r *http.Request) { w.Write(tgz) })
+	mux.HandleFunc("/bad.zip", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "not a zip") })
 	mux.HandleFunc("/models/m.onnx", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "plain-model") })
 	mux.HandleFunc("/missing.onnx", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "NoSuchKey: the object does not exist", http.StatusNotFound)
@@ -423,7 +424,7 @@ func TestFetchHTTP(t *testing.T) {
 		}
 		// The downloaded archive itself must not stay next to the tree.
 		if ents, _ := os.ReadDir(filepath.Dir(f.Dir)); len(ents) != 1 {
-			t.Errorf("work dir holds %d entries, want only the model", len(ents))
+			t.Errorf("scratch dir holds %d entries, want only the model", len(ents))
 		}
 	})
 	t.Run("plain file and redacted source", func(t *testing.T) {
@@ -441,6 +442,14 @@ func TestFetchHTTP(t *testing.T) {
 		if !strings.Contains(f.Source, "Expires=1") {
 			t.Errorf("Source lost a harmless parameter: %s", f.Source)
 		}
+	})
+	t.Run("corrupt archive named by its URL", func(t *testing.T) {
+		opts := fetchOpts(t)
+		_, err := Fetch(context.Background(), srv.URL+"/bad.zip", opts)
+		if err == nil || !strings.Contains(err.Error(), "unpack bad.zip: corrupt archive") {
+			t.Fatalf("err = %v", err)
+		}
+		assertNoLeftovers(t, opts.Dir)
 	})
 	t.Run("status error quoted", func(t *testing.T) {
 		opts := fetchOpts(t)
