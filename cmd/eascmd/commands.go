@@ -187,12 +187,31 @@ func runDelete(ctx context.Context, c *cli, args []string) error {
 // follow prints the service's events from since until the server ends the stream, then
 // checks that the service reached want. Failure prints "[FAILED] <Message>".
 func (c *cli) follow(ctx context.Context, name string, since int64, want string) error {
-	if err := c.client.FollowEvents(ctx, name, since, c.printEvent); err != nil {
-		return err
-	}
-	svc, err := c.client.Describe(ctx, name)
-	if err != nil {
-		return err
+	var svc *api.Service
+	for {
+		err := c.client.FollowEvents(ctx, name, since, func(e api.Event) error {
+			since = max(since, e.ID)
+			return c.printEvent(e)
+		})
+		if err == nil {
+			svc, err = c.client.Describe(ctx, name)
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("stopped following %s; the operation goes on (see 'eascmd events %s'): %w", name, name, ctx.Err())
+		}
+		if err != nil {
+			return err
+		}
+		if !transitional(svc.Status) {
+			break
+		}
+		// The stream ended before the service settled (a proxy cut it, say): reconnect
+		// from the last event shown, after a pause so a misbehaving server is not hammered.
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stopped following %s; the operation goes on (see 'eascmd events %s'): %w", name, name, ctx.Err())
+		case <-time.After(c.opts.ReconnectDelay):
+		}
 	}
 	if svc.Status == want {
 		return nil
@@ -350,4 +369,13 @@ func runVersion(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintf(c.opts.Stdout, "Started: %s\n", c.formatTime(v.StartedTime))
 	}
 	return nil
+}
+
+// transitional reports whether a service in this status is still on its way somewhere.
+func transitional(status string) bool {
+	switch status {
+	case api.StatusCreating, api.StatusUpdating, api.StatusWaiting, api.StatusDeleting:
+		return true
+	}
+	return false
 }

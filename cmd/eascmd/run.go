@@ -26,6 +26,9 @@ type Options struct {
 	HTTPClient            *http.Client   // nil: a client without timeout (events stream)
 	Location              *time.Location // for printed times; nil: UTC
 	Version               string         // the client's version
+	// ReconnectDelay is the pause before following events again when the server ended
+	// the stream before the service settled. Default 1s.
+	ReconnectDelay time.Duration
 }
 
 // usageError is a bad command line (exit status 2).
@@ -92,6 +95,9 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	if opts.Location == nil {
 		opts.Location = time.UTC
+	}
+	if opts.ReconnectDelay <= 0 {
+		opts.ReconnectDelay = time.Second
 	}
 	c := &cli{opts: opts, configPath: opts.ConfigPath}
 

@@ -27,6 +27,10 @@ type fakeServer struct {
 	services map[string]api.Service
 	events   []api.Event // what a follow streams (IDs > since)
 	lastID   int64       // LastEventID in mutation answers
+	// chunks, when set, are what successive follows stream (a stream cut short), and
+	// statuses what successive describes say, before falling back to events and after.
+	chunks   [][]api.Event
+	statuses []string
 	// onCreate / onModify decide the service after the call (status, message).
 	after    api.Service
 	deleted  map[string]bool // their events still stream, as while the server tears them down
@@ -101,12 +105,19 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			var since int64
 			fmt.Sscan(r.URL.Query().Get("since"), &since)
-			for _, e := range f.events {
+			evs := f.events
+			if len(f.chunks) > 0 {
+				evs, f.chunks = f.chunks[0], f.chunks[1:]
+			}
+			for _, e := range evs {
 				if e.ID > since {
 					json.NewEncoder(w).Encode(e) // one JSON object per line
 				}
 			}
 		case r.Method == "GET":
+			if len(f.statuses) > 0 {
+				s.Status, f.statuses = f.statuses[0], f.statuses[1:]
+			}
 			answer(s)
 		case r.Method == "DELETE":
 			delete(f.services, name)
@@ -143,7 +154,7 @@ func run(t *testing.T, srv *httptest.Server, stdin string, args ...string) (stri
 	var out, errOut bytes.Buffer
 	err := Run(context.Background(), Options{
 		Args: args, Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut,
-		ConfigPath: cfgPath, Location: time.UTC, Version: "1.2.3",
+		ConfigPath: cfgPath, Location: time.UTC, Version: "1.2.3", ReconnectDelay: time.Millisecond,
 	})
 	return out.String(), errOut.String(), err
 }
@@ -201,6 +212,28 @@ func TestCreate(t *testing.T) {
 		if a != "Bearer admintok" {
 			t.Errorf("Authorization = %q", a)
 		}
+	}
+}
+
+func TestCreateReconnects(t *testing.T) {
+	f, srv := newFakeServer(t)
+	f.events = createEvents
+	f.chunks = [][]api.Event{createEvents[:2], createEvents} // first stream cut after event 2
+	f.statuses = []string{api.StatusCreating}                // so the service is still creating
+	f.after = api.Service{Status: api.StatusRunning}
+	file := writeFile(t, "service.json", `{"name":"m1"}`)
+	out, _, err := run(t, srv, "", "create", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, events, _ := strings.Cut(out, "+\n[")
+	want := "OK] Service is now creating\n[OK] Executing plugin eas-plugin-73d70d54: registry.cn-shanghai.aliyuncs.com/eas/pai-blade-deploy:cpu_latest\n" +
+		"[WARN] Plugin cache miss, optimizing\n[OK] Running [Total: 1, Pending: 0, Running: 1]\n[OK] Service is running\n"
+	if events != want {
+		t.Errorf("events shown:\n[%s\nwant (each once):\n[%s", events, want)
+	}
+	if got := f.requests[3]; got != "GET /api/v2/services/m1/events?follow=true&since=2" {
+		t.Errorf("reconnect = %q, want it to resume after event 2", got)
 	}
 }
 
