@@ -12,7 +12,7 @@ import (
 func tinyModel() *onnxpb.ModelProto {
 	ir, v := int64(8), int64(13)
 	w := []float32{1, -2, 3, 0.5, 0.25, -0.125} // 2×3 (transB: N=2, K=3)
-	vv := []float32{1, 2, 3, 4}                    // 2×2
+	vv := []float32{1, 2, 3, 4}                 // 2×2
 	g := &onnxpb.GraphProto{
 		Node: []*onnxpb.NodeProto{
 			node("Gemm", "", "", []string{"x", "W", "b"}, []string{"y"}, intAttr("transB", 1)),
