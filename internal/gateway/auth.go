@@ -13,7 +13,9 @@ import (
 
 // authorize checks the request's Authorization header against the service token and
 // returns "" when it is accepted, else a short reason for the 401 answer (never the
-// token or the expected signature).
+// token or the expected signature). It runs before the body is read, so that nobody
+// without the token can make the gateway buffer a body; checkMD5 reports whether the
+// body must then match Content-MD5 (see bodyMatchesMD5).
 //
 // Two forms are accepted, as in EAS:
 //   - plain: "Authorization: <token>";
@@ -29,33 +31,26 @@ import (
 // client's UTC offset; refusing skewed dates would lock those clients out.
 //
 // A service without a token accepts nobody: the deploy layer always sets one.
-func authorize(r *http.Request, token, path string, body []byte) string {
+func authorize(r *http.Request, token, path string) (msg string, checkMD5 bool) {
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
-		return "missing Authorization header"
+		return "missing Authorization header", false
 	}
 	if token == "" {
-		return "service has no access token"
+		return "service has no access token", false
 	}
 	sig, signed := strings.CutPrefix(auth, "EAS ")
 	if !signed {
 		if subtle.ConstantTimeCompare([]byte(auth), []byte(token)) != 1 {
-			return "invalid access token"
+			return "invalid access token", false
 		}
-		return ""
+		return "", false
 	}
 	got, err := base64.StdEncoding.DecodeString(strings.TrimSpace(sig))
 	if err != nil {
-		return "malformed signature"
+		return "malformed signature", false
 	}
 	contentMD5 := r.Header.Get("Content-MD5")
-	if contentMD5 != "" {
-		want, err := hex.DecodeString(contentMD5)
-		sum := md5.Sum(body)
-		if err != nil || !hmac.Equal(want, sum[:]) {
-			return "Content-MD5 does not match the body"
-		}
-	}
 	mac := hmac.New(sha1.New, []byte(token))
 	// Write the signed string piecewise: no concatenation garbage per request.
 	for i, part := range [...]string{r.Method, contentMD5, r.Header.Get("Content-Type"), r.Header.Get("Date"), path} {
@@ -65,9 +60,16 @@ func authorize(r *http.Request, token, path string, body []byte) string {
 		mac.Write([]byte(part))
 	}
 	if !hmac.Equal(got, mac.Sum(nil)) {
-		return "invalid signature"
+		return "invalid signature", false
 	}
-	return ""
+	return "", contentMD5 != ""
+}
+
+// bodyMatchesMD5 reports whether body's md5 is the request's hex Content-MD5.
+func bodyMatchesMD5(r *http.Request, body []byte) bool {
+	want, err := hex.DecodeString(r.Header.Get("Content-MD5"))
+	sum := md5.Sum(body)
+	return err == nil && hmac.Equal(want, sum[:])
 }
 
 // Sign returns the Authorization header value of a signed request, as the EAS SDKs

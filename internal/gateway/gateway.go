@@ -229,6 +229,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	msg, checkMD5 := authorize(r, token, path)
+	if msg != "" {
+		writeError(w, http.StatusUnauthorized, msg)
+		return
+	}
+
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer func() {
@@ -256,8 +262,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body := buf.Bytes()
 
-	if msg := authorize(r, token, path, body); msg != "" {
-		writeError(w, http.StatusUnauthorized, msg)
+	if checkMD5 && !bodyMatchesMD5(r, body) {
+		writeError(w, http.StatusUnauthorized, "Content-MD5 does not match the body")
 		return
 	}
 

@@ -548,3 +548,26 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// readSpy records whether anyone read the body.
+type readSpy struct {
+	r    io.Reader
+	read bool
+}
+
+func (s *readSpy) Read(p []byte) (int, error) { s.read = true; return s.r.Read(p) }
+
+func TestUnauthorizedBodyNotRead(t *testing.T) {
+	g := New(Options{Services: fakeServices{"m1": token}})
+	defer g.Close()
+	for _, auth := range []string{"", "wrong", Sign("wrong", "POST", "", "", "", "/api/predict/m1")} {
+		spy := &readSpy{r: strings.NewReader("a large body")}
+		req := httptest.NewRequest("POST", "/api/predict/m1", spy)
+		req.Header.Set("Authorization", auth)
+		rec := httptest.NewRecorder()
+		g.ServeHTTP(rec, req)
+		if rec.Code != 401 || spy.read {
+			t.Errorf("auth %q: code %d, body read %v; want 401 before reading", auth, rec.Code, spy.read)
+		}
+	}
+}
