@@ -42,7 +42,16 @@ func Open(modelPath string, rt processor.Runtime) (processor.Processor, error) {
 // a tensor (a sequence or map, as scikit-learn converters emit) has DType Invalid and
 // cannot be requested.
 func (p *Processor) Signature() processor.Signature {
-	return processor.Signature{Inputs: slices.Clone(p.sig.Inputs), Outputs: slices.Clone(p.sig.Outputs)}
+	return processor.Signature{Inputs: cloneInfos(p.sig.Inputs), Outputs: cloneInfos(p.sig.Outputs)}
+}
+
+// cloneInfos deep-copies, so callers cannot alter the signature Predict checks against.
+func cloneInfos(in []tensor.Info) []tensor.Info {
+	out := make([]tensor.Info, len(in))
+	for i, x := range in {
+		out[i] = tensor.Info{Name: x.Name, DType: x.DType, Shape: slices.Clone(x.Shape), DimNames: slices.Clone(x.DimNames)}
+	}
+	return out
 }
 
 // Predict checks inputs and the requested outputs against the signature (bad ones give

@@ -340,7 +340,7 @@ func TestPredictCancel(t *testing.T) {
 	}
 }
 
-func TestCloseWaitsAndRefuses(t *testing.T) {
+func TestPredictAfterClose(t *testing.T) {
 	initORT(t)
 	p, err := Open("../../ort/testdata/zero_inputs.onnx", processor.Runtime{})
 	if err != nil {
