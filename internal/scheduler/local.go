@@ -80,6 +80,7 @@ type instance struct {
 	version   int
 	bundleDir string
 	env       []string
+	args      []string
 	stop      chan struct{} // closed (under mu, when removing is set) to drain and stop
 	exited    chan struct{} // closed by the supervisor when its process is gone for good
 	first     chan error    // capacity 1: the first start's outcome (nil = ready)
@@ -126,7 +127,8 @@ var _ Backend = (*Local)(nil)
 
 // Run starts the spawner, supervises instances until ctx is done, then removes every service
 // from routing, drains and stops every instance (SIGTERM, SIGKILL after StopTimeout) and returns
-// nil. It may be called once.
+// nil. It may be called once; Apply, Stop and Status may be called from other goroutines
+// before, during and after it.
 func (l *Local) Run(ctx context.Context) error {
 	l.mu.Lock()
 	if l.ran {
@@ -213,7 +215,9 @@ func (l *Local) lockService(ctx context.Context, name string) (*service, error) 
 // "failed" event or its last stderr lines; instances already running are untouched). Then they
 // are routed alongside the instances already serving, and only after that are surplus instances
 // and instances of other versions removed from routing, drained and stopped, so routing never
-// becomes empty during a rolling update. Cancelling ctx while new instances load stops them;
+// becomes empty during a rolling update. Safe for concurrent use; calls for one service run
+// one at a time. Instances are identified by d.Version: an Apply with the version already
+// running only scales. Cancelling ctx while new instances load stops them;
 // cancelling it while old ones drain returns ctx.Err() and lets the drain finish in the background.
 func (l *Local) Apply(ctx context.Context, d Deployment) error {
 	if err := d.validate(); err != nil {
@@ -341,6 +345,7 @@ func (l *Local) newInstanceLocked(svc *service, d Deployment) *instance {
 		version:   d.Version,
 		bundleDir: d.BundleDir,
 		env:       slices.Clone(d.Env),
+		args:      slices.Clone(d.Args),
 		stop:      make(chan struct{}),
 		exited:    make(chan struct{}),
 		first:     make(chan error, 1),
@@ -509,8 +514,9 @@ func (l *Local) supervise(inst *instance) {
 
 // start launches the worker process for inst on the spawner thread.
 func (l *Local) start(inst *instance) (*proc, error) {
-	args := append(slices.Clone(l.opts.WorkerArgs),
-		"--bundle", inst.bundleDir, "--name", inst.svc.name, "--listen", "127.0.0.1:0")
+	// The fixed flags come last: with Go's flag package the last occurrence wins.
+	args := slices.Concat(l.opts.WorkerArgs, inst.args,
+		[]string{"--bundle", inst.bundleDir, "--name", inst.svc.name, "--listen", "127.0.0.1:0"})
 	cmd := exec.Command(l.opts.WorkerBinary, args...)
 	if len(inst.env) > 0 {
 		cmd.Env = append(cmd.Environ(), inst.env...)

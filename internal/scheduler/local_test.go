@@ -366,13 +366,15 @@ func TestFailedLoadIsReported(t *testing.T) {
 		name string
 		cfg  map[string]any
 		env  []string
+		args []string
 		want []string
 	}{
-		{"failed event", map[string]any{"fail": "processor tensorflow_cpu is not available in this worker"}, nil,
+		{"failed event", map[string]any{"fail": "processor tensorflow_cpu is not available in this worker"}, nil, nil,
 			[]string{"processor tensorflow_cpu is not available in this worker"}},
-		{"exit without event", map[string]any{"exit": 5, "stderr": []string{"panic: out of memory"}}, []string{"FAKE_ENV=on"},
-			[]string{"exit status 5", "panic: out of memory", "FAKE_ENV=on"}},
-		{"ready before listening", map[string]any{"no_listen": true}, nil, []string{"ready before listening"}},
+		{"exit without event", map[string]any{"exit": 5, "stderr": []string{"panic: out of memory"}},
+			[]string{"FAKE_ENV=on"}, []string{"--note", "hello", "--name", "overridden"},
+			[]string{"exit status 5", "panic: out of memory", "fakeworker svc starting", "FAKE_ENV=on", "note=hello"}},
+		{"ready before listening", map[string]any{"no_listen": true}, nil, nil, []string{"ready before listening"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -383,7 +385,7 @@ func TestFailedLoadIsReported(t *testing.T) {
 
 			ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 			defer cancel()
-			err := h.l.Apply(ctx, Deployment{Service: "svc", Version: 2, BundleDir: bundle(t, c.cfg), Replicas: 2, Env: c.env})
+			err := h.l.Apply(ctx, Deployment{Service: "svc", Version: 2, BundleDir: bundle(t, c.cfg), Replicas: 2, Env: c.env, Args: c.args})
 			if err == nil {
 				t.Fatal("Apply succeeded")
 			}

@@ -27,10 +27,13 @@ type Backend interface {
 // Deployment is what one service should run.
 type Deployment struct {
 	Service   string
-	Version   int    // the service version the bundle belongs to; instances of other versions are replaced
-	BundleDir string // sealed bundle directory (bundle.json, model/)
-	Replicas  int    // 0 stops every instance but keeps the service known
-	Env       []string
+	Version   int      // the service version the bundle belongs to; instances of other versions are replaced
+	BundleDir string   // sealed bundle directory (bundle.json, model/)
+	Replicas  int      // 0 stops every instance but keeps the service known
+	Env       []string // added to the inherited environment of each worker
+	// Args are extra worker flags for this service, e.g. "--timeout", "5s" from
+	// metadata.rpc.keepalive. They cannot override --bundle, --name or --listen.
+	Args []string
 }
 
 func (d Deployment) validate() error {

@@ -40,6 +40,7 @@ func main() {
 	bundle := flag.String("bundle", "", "bundle dir")
 	name := flag.String("name", "", "service")
 	listen := flag.String("listen", "127.0.0.1:0", "address")
+	note := flag.String("note", "", "printed on stderr")
 	flag.Parse()
 
 	var cfg config
@@ -49,7 +50,7 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	fmt.Fprintf(os.Stderr, "fakeworker %s starting, env FAKE_ENV=%s\n", *name, os.Getenv("FAKE_ENV"))
+	fmt.Fprintf(os.Stderr, "fakeworker %s starting, env FAKE_ENV=%s note=%s\n", *name, os.Getenv("FAKE_ENV"), *note)
 	for _, l := range cfg.Stderr {
 		fmt.Fprintln(os.Stderr, l)
 	}
