@@ -139,6 +139,20 @@ func (g *Gateway) SetEndpoints(service string, eps []Endpoint) {
 	defer g.mu.Unlock()
 	old := *g.pools.Load()
 	p := old[service]
+	if len(eps) == 0 && (p == nil || p.inflight.Load() == 0) {
+		// Forget an idle service with no instances (stopped or deleted), so the map does
+		// not grow with every name ever served; requests still running keep their pool.
+		if p != nil {
+			next := make(map[string]*pool, len(old))
+			for k, v := range old {
+				if k != service {
+					next[k] = v
+				}
+			}
+			g.pools.Store(&next)
+		}
+		return
+	}
 	if p == nil {
 		p = &pool{}
 		next := make(map[string]*pool, len(old)+1)
