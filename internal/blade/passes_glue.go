@@ -1,25 +1,29 @@
 package blade
 
-import "github.com/openeas/openeas/internal/blade/onnx"
+import (
+	"fmt"
+	"maps"
+	"slices"
 
-// graphPass is a lossless rewrite (the passes package's Pass contract).
-type graphPass interface {
-	Name() string
-	Apply(*onnx.Graph) (int, error)
-}
+	"github.com/openeas/openeas/internal/blade/onnx"
+	"github.com/openeas/openeas/internal/blade/onnx/onnxpb"
+	"github.com/openeas/openeas/internal/blade/passes"
+)
 
-type funcPass struct {
-	name string
-	fn   func(*onnx.Graph) (int, error)
-}
-
-func (p funcPass) Name() string                     { return p.name }
-func (p funcPass) Apply(g *onnx.Graph) (int, error) { return p.fn(g) }
-
-// losslessPasses lists the graph passes o1 applies, in order.
-func losslessPasses() []graphPass {
-	return []graphPass{
-		funcPass{"RemoveDeadNodes", func(g *onnx.Graph) (int, error) { return g.RemoveDeadNodes(), nil }},
-		funcPass{"RemoveUnusedInitializers", func(g *onnx.Graph) (int, error) { return g.RemoveUnusedInitializers(), nil }},
+// applyPasses runs the lossless graph passes in place and returns "Name(count)" for each
+// pass that changed something.
+func applyPasses(m *onnxpb.ModelProto) ([]string, error) {
+	g := onnx.ModelGraph(m)
+	counts, err := passes.Run(g, passes.Lossless())
+	if err != nil {
+		return nil, err
 	}
+	g.RemoveUnusedInitializers()
+	var applied []string
+	for _, name := range slices.Sorted(maps.Keys(counts)) {
+		if counts[name] > 0 {
+			applied = append(applied, fmt.Sprintf("%s(%d)", name, counts[name]))
+		}
+	}
+	return applied, nil
 }

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/openeas/openeas/internal/blade/onnx"
 	"github.com/openeas/openeas/internal/blade/onnx/onnxpb"
 	"github.com/openeas/openeas/internal/blade/quant"
 	"github.com/openeas/openeas/internal/processor"
@@ -37,7 +36,10 @@ func (op *optimizer) search(ctx context.Context) {
 func boolPtr(b bool) *bool { return &b }
 
 func rtName(rt processor.Runtime) string {
-	parts := []string{fmt.Sprintf("threads=%d", rt.IntraOpThreads)}
+	parts := []string{"threads=default"}
+	if rt.IntraOpThreads > 0 {
+		parts[0] = fmt.Sprintf("threads=%d", rt.IntraOpThreads)
+	}
 	if rt.AllowSpinning != nil {
 		parts = append(parts, map[bool]string{true: "spin=on", false: "spin=off"}[*rt.AllowSpinning])
 	}
@@ -340,21 +342,4 @@ func targetInputs(ts []quant.Target) []string {
 		}
 	}
 	return out
-}
-
-// applyPasses runs the lossless graph passes in place and returns the names of those that
-// changed something.
-func applyPasses(m *onnxpb.ModelProto) ([]string, error) {
-	g := onnx.ModelGraph(m)
-	var applied []string
-	for _, p := range losslessPasses() {
-		n, err := p.Apply(g)
-		if err != nil {
-			return applied, fmt.Errorf("pass %s: %w", p.Name(), err)
-		}
-		if n > 0 {
-			applied = append(applied, fmt.Sprintf("%s(%d)", p.Name(), n))
-		}
-	}
-	return applied, nil
 }
