@@ -73,3 +73,30 @@ func BenchmarkServeHTTP(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDirect is BenchmarkGateway's baseline: the same client and worker, no
+// gateway in between. The difference is the gateway's overhead.
+func BenchmarkDirect(b *testing.B) {
+	answer := bytes.Repeat([]byte("a"), 1024)
+	wsrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Write(answer)
+	}))
+	defer wsrv.Close()
+	cl := &http.Client{Transport: NewTransport()}
+	body := bytes.Repeat([]byte("b"), 1024)
+	url := wsrv.URL + "/predict"
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+		req.Header.Set("Authorization", token)
+		resp, err := cl.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
