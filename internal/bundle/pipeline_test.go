@@ -47,10 +47,12 @@ func TestPipeline(t *testing.T) {
 	archive := modelTarGz(t)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(archive) }))
 	defer srv.Close()
-	store, err := bundle.OpenStore(filepath.Join(t.TempDir(), "data"))
+	root := filepath.Join(t.TempDir(), "data")
+	store, err := bundle.OpenStore(root)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { modelsource.RemoveAll(root) }) // sealed entries are read-only
 	quiet := slog.New(slog.DiscardHandler)
 
 	deploy := func() (digest string, cached bool) {

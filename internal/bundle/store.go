@@ -287,6 +287,8 @@ func removeEntry(dir, tmp string) error {
 	if err != nil {
 		return err
 	}
+	// Moving a directory to another parent updates its ".." entry, which needs write permission.
+	_ = os.Chmod(dir, 0o755)
 	if err := os.Rename(dir, filepath.Join(trash, "x")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		modelsource.RemoveAll(trash)
 		return fmt.Errorf("remove %s: %w", dir, err)

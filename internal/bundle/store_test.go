@@ -52,10 +52,13 @@ var reports = map[string][]byte{"plugin-0.json": []byte(`{"speedup": 2}`)}
 
 func openStore(t *testing.T) *Store {
 	t.Helper()
-	s, err := OpenStore(filepath.Join(t.TempDir(), "data"))
+	root := filepath.Join(t.TempDir(), "data")
+	s, err := OpenStore(root)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Sealed entries are read-only; t.TempDir's own cleanup could not remove them as non-root.
+	t.Cleanup(func() { modelsource.RemoveAll(root) })
 	return s
 }
 

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -129,7 +130,7 @@ func readTree(t *testing.T, dir string) map[string]string {
 
 // fetchOpts gives each test its own scratch root and checks nothing is left behind on failure.
 func fetchOpts(t *testing.T) Options {
-	return Options{Dir: filepath.Join(t.TempDir(), "scratch")}
+	return Options{Dir: filepath.Join(t.TempDir(), "scratch"), Logger: slog.New(slog.DiscardHandler)}
 }
 
 func assertNoLeftovers(t *testing.T, scratch string) {
@@ -649,6 +650,7 @@ func TestCopyTreeAndReadOnly(t *testing.T) {
 	if d1 != d2 {
 		t.Errorf("copy digest %s != source %s", d2, d1)
 	}
+	t.Cleanup(func() { RemoveAll(dst) })
 	if err := MakeReadOnly(dst); err != nil {
 		t.Fatal(err)
 	}

@@ -97,7 +97,9 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 	}
 
 	cmd := exec.CommandContext(ctx, o.Exe, o.Args[1:]...)
-	cmd.Dir = o.OutputDir
+	// The working directory is scratch space of this run, never the output: stray temporary
+	// files must not end up in the model.
+	cmd.Dir = filepath.Dir(o.ReportFile)
 	cmd.Env = environ(o)
 	cmd.SysProcAttr = sysProcAttr()
 	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }

@@ -45,6 +45,7 @@ func setup(t *testing.T, config string) RunOptions {
 	t.Helper()
 	dir := t.TempDir()
 	in := filepath.Join(dir, "input")
+	t.Cleanup(func() { modelsource.RemoveAll(in) }) // Run makes it read-only
 	if err := os.MkdirAll(filepath.Join(in, "sub"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -280,5 +281,38 @@ func waitFor(t *testing.T, cond func() bool) {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRunShellPlugin runs the minimal plugin shown in docs/plugins.md, so the documented
+// example keeps working.
+func TestRunShellPlugin(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/plugins.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```sh\n#!/bin/sh")
+	script, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("docs/plugins.md has no minimal sh plugin")
+	}
+	exe := filepath.Join(t.TempDir(), "pin-threads")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh"+script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	o := setup(t, `{}`)
+	o.Exe, o.Args = exe, []string{"pin-threads"}
+	res, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rt, ok, err := ReadRuntime(o.OutputDir); !ok || err != nil || rt.IntraOpThreads != 2 {
+		t.Errorf("runtime.json = %+v %v %v", rt, ok, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(o.OutputDir, "sub", "vocab.txt")); string(b) != "a b" {
+		t.Errorf("model not copied: %q", b)
+	}
+	if !json.Valid(res.Report) || !strings.Contains(string(res.Report), "pin-threads") {
+		t.Errorf("report = %s", res.Report)
 	}
 }
