@@ -183,18 +183,35 @@ func bundleDigest(dir string) (string, error) {
 		if rel != ManifestFile {
 			return nil, false, nil
 		}
-		m, err := readManifest(filepath.Join(dir, ManifestFile))
+		data, err := os.ReadFile(filepath.Join(dir, ManifestFile))
 		if err != nil {
 			return nil, false, err
 		}
-		m.Created = time.Time{}
-		for i := range m.Plugins {
-			m.Plugins[i].Cached = false
-			m.Plugins[i].Duration = 0
-		}
-		b, err := json.Marshal(m)
+		b, err := canonicalManifest(data)
 		return b, true, err
 	})
+}
+
+// canonicalManifest is bundle.json without its provenance fields, re-encoded with sorted keys.
+// It works on the JSON itself rather than on the Manifest type, so adding a field to Manifest
+// later does not change the digests of bundles sealed before.
+func canonicalManifest(data []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%s: %w", ManifestFile, err)
+	}
+	delete(m, "created")
+	if plugins, ok := m["plugins"].([]any); ok {
+		for _, p := range plugins {
+			if run, ok := p.(map[string]any); ok {
+				delete(run, "cached")
+				delete(run, "duration")
+			}
+		}
+	}
+	return json.Marshal(m)
 }
 
 func readManifest(p string) (*Manifest, error) {

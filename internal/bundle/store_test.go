@@ -379,3 +379,18 @@ func TestClearTmp(t *testing.T) {
 		t.Error("empty root accepted")
 	}
 }
+
+func TestCanonicalManifest(t *testing.T) {
+	got, err := canonicalManifest([]byte(`{"schema":1,"created":"2025-01-01T00:00:00Z","future_field":1.50,
+		"plugins":[{"id":"p","cached":true,"duration":5}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Provenance dropped, keys sorted, numbers kept exactly as written.
+	if want := `{"future_field":1.50,"plugins":[{"id":"p"}],"schema":1}`; string(got) != want {
+		t.Errorf("canonical = %s, want %s", got, want)
+	}
+	if _, err := canonicalManifest([]byte(`{oops`)); err == nil {
+		t.Error("invalid manifest accepted")
+	}
+}
