@@ -221,7 +221,49 @@ func (p *pool) pick(exclude *backend) *backend {
 	return best
 }
 
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+var bufPool = sync.Pool{New: func() any { return new(sharedBuf) }}
+
+// sharedBuf is a pooled request body. The transport may still read a request body after
+// RoundTrip returns (it closes the body when done, possibly later), so the buffer goes
+// back to the pool only when ServeHTTP and every body reader handed out have let go.
+type sharedBuf struct {
+	buf  bytes.Buffer
+	refs atomic.Int32
+}
+
+func getBuf() *sharedBuf {
+	sb := bufPool.Get().(*sharedBuf)
+	sb.buf.Reset()
+	sb.refs.Store(1) // ServeHTTP's reference
+	return sb
+}
+
+func (sb *sharedBuf) release() {
+	if sb.refs.Add(-1) == 0 && sb.buf.Cap() <= maxPooledBuffer {
+		bufPool.Put(sb)
+	}
+}
+
+// newBody returns a reader over the buffer that holds a reference until it is closed.
+func (sb *sharedBuf) newBody() io.ReadCloser {
+	sb.refs.Add(1)
+	br := &bodyReader{sb: sb}
+	br.Reset(sb.buf.Bytes())
+	return br
+}
+
+type bodyReader struct {
+	bytes.Reader
+	sb     *sharedBuf
+	closed atomic.Bool
+}
+
+func (br *bodyReader) Close() error {
+	if br.closed.CompareAndSwap(false, true) {
+		br.sb.release()
+	}
+	return nil
+}
 
 // copyBufPool holds the buffers that stream answers back.
 var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
@@ -249,13 +291,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	buf := bufPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer func() {
-		if buf.Cap() <= maxPooledBuffer {
-			bufPool.Put(buf)
-		}
-	}()
+	sb := getBuf()
+	defer sb.release()
+	buf := &sb.buf
 	if r.ContentLength > g.maxBody {
 		writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
 		return
@@ -274,9 +312,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
 		return
 	}
-	body := buf.Bytes()
-
-	if checkMD5 && !bodyMatchesMD5(r, body) {
+	if checkMD5 && !bodyMatchesMD5(r, buf.Bytes()) {
 		writeError(w, http.StatusUnauthorized, "Content-MD5 does not match the body")
 		return
 	}
@@ -295,13 +331,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := g.now()
-	resp, err := g.forward(r, b, sub, body)
+	resp, err := g.forward(r, b, sub, sb)
 	if err != nil && isDialError(err) && r.Context().Err() == nil {
 		// The request never reached a worker (it just went away), so resending is safe.
 		if b2 := p.pick(b); b2 != nil {
 			g.log.Debug("predict: worker unreachable, retrying on another", "service", name, "instance", b.ep.ID, "retry", b2.ep.ID, "err", err)
 			b = b2
-			resp, err = g.forward(r, b, sub, body)
+			resp, err = g.forward(r, b, sub, sb)
 		}
 	}
 	if err != nil {
@@ -320,16 +356,22 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // forward sends the request to one worker, holding its outstanding count until the
 // answer's headers arrive or the attempt fails; the body copy keeps it (see release).
-func (g *Gateway) forward(r *http.Request, b *backend, sub string, body []byte) (*http.Response, error) {
+func (g *Gateway) forward(r *http.Request, b *backend, sub string, sb *sharedBuf) (*http.Response, error) {
 	b.inflight.Add(1)
 	target := b.base + sub
 	if r.URL.RawQuery != "" {
 		target += "?" + r.URL.RawQuery
 	}
-	out, err := http.NewRequestWithContext(r.Context(), r.Method, target, bytes.NewReader(body))
+	out, err := http.NewRequestWithContext(r.Context(), r.Method, target, nil)
 	if err != nil {
 		b.inflight.Add(-1)
 		return nil, err
+	}
+	if n := sb.buf.Len(); n > 0 {
+		out.Body, out.ContentLength = sb.newBody(), int64(n)
+		// Lets the transport resend on a reused connection that died before anything
+		// was written.
+		out.GetBody = func() (io.ReadCloser, error) { return sb.newBody(), nil }
 	}
 	copyRequestHeaders(out.Header, r.Header)
 	resp, err := g.rt.RoundTrip(out)

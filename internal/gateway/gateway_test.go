@@ -571,3 +571,38 @@ func TestUnauthorizedBodyNotRead(t *testing.T) {
 		}
 	}
 }
+
+// A worker that answers before reading the body leaves the transport still writing it
+// after RoundTrip returns; the pooled buffer must not be reused meanwhile (-race checks).
+func TestEarlyAnswerKeepsBodyBuffer(t *testing.T) {
+	wsrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, "refused early")
+	}))
+	defer wsrv.Close()
+	g, front := newGateway(t, fakeServices{"m1": token})
+	g.SetEndpoints("m1", []Endpoint{{ID: "i", Addr: strings.TrimPrefix(wsrv.URL, "http://")}})
+	big := strings.Repeat("x", 1<<20)
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 3; j++ {
+				req, _ := http.NewRequest("POST", front.URL+"/api/predict/m1", strings.NewReader(big))
+				req.Header.Set("Authorization", token)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 400 || string(b) != "refused early" {
+					t.Errorf("answer %d %q", resp.StatusCode, b)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
