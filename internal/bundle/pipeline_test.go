@@ -97,6 +97,7 @@ func TestPipeline(t *testing.T) {
 			res, err := plugin.Run(ctx, plugin.RunOptions{
 				Exe: resolved, Args: args, InputDir: modelDir, OutputDir: filepath.Join(work, "out"),
 				ConfigFile: cfg, ReportFile: filepath.Join(work, "report.json"), Device: spec.Device, Logger: quiet,
+				InputDigest: modelDigest,
 			})
 			if err != nil {
 				t.Fatal(err)

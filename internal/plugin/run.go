@@ -35,12 +35,15 @@ type RunOptions struct {
 	Exe string // absolute path of the executable (Resolver.Resolve)
 	// Args is the plugin command split into words (Split); Args[0], the program name as written
 	// in service.json, is replaced by Exe, the rest are passed as they are.
-	Args       []string
-	InputDir   string // model directory; Run makes it read-only (pass a copy or an immutable entry)
-	OutputDir  string // created when absent; must be empty
-	ConfigFile string // written by WriteConfig
-	ReportFile string // where the plugin writes its report; its directory must exist
-	Device     string // "cpu" (default) or "gpu"
+	Args     []string
+	InputDir string // model directory; Run makes it read-only (pass a copy or an immutable entry)
+	// InputDigest, when set, is the TreeDigest of InputDir; Run checks it again after the plugin
+	// exits and fails if the plugin changed its input (read-only modes do not stop root).
+	InputDigest string
+	OutputDir   string // created when absent; must be empty
+	ConfigFile  string // written by WriteConfig
+	ReportFile  string // where the plugin writes its report; its directory must exist
+	Device      string // "cpu" (default) or "gpu"
 	// Env is the plugin's base environment ("KEY=value"); Run appends the EAS_PLUGIN_* variables.
 	// Nothing of the caller's own environment is passed unless listed here (it may hold secrets);
 	// when Env sets no PATH, a default PATH is added.
@@ -146,6 +149,12 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 	}
 	if n == 0 {
 		return nil, &RunError{Exe: o.Exe, Reason: "exited with status 0 but wrote no files to " + EnvOutput, StderrTail: lines}
+	}
+	if o.InputDigest != "" {
+		got, err := modelsource.TreeDigest(o.InputDir)
+		if err != nil || got != o.InputDigest {
+			return nil, &RunError{Exe: o.Exe, Reason: "modified its input directory (" + EnvInput + " is read-only)", StderrTail: lines, Err: err}
+		}
 	}
 	report, err := os.ReadFile(o.ReportFile)
 	switch {

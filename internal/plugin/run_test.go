@@ -316,3 +316,22 @@ func TestRunShellPlugin(t *testing.T) {
 		t.Errorf("report = %s", res.Report)
 	}
 }
+
+func TestRunDetectsModifiedInput(t *testing.T) {
+	o := setup(t, `{"touch_input": true}`)
+	d, err := modelsource.TreeDigest(o.InputDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.InputDigest = d
+	_, err = Run(context.Background(), o)
+	// As root the write succeeds and the digest check catches it; otherwise the read-only
+	// input stops the plugin itself.
+	want := "modified its input directory"
+	if os.Geteuid() != 0 {
+		want = "permission denied"
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want %q", err, want)
+	}
+}

@@ -9,6 +9,7 @@
 //	"empty": true       exit 0 without writing any output
 //	"bad_report": true  write a report that is not JSON
 //	"sleep": "60s"      start a child process, write "<pid> <child pid>" to "pid_file", then sleep
+//	"touch_input": true write a file into the (read-only) input, then succeed
 package main
 
 import (
@@ -31,6 +32,7 @@ type configFile struct {
 		Sleep          string `json:"sleep"`
 		PIDFile        string `json:"pid_file"`
 		IntraOpThreads int    `json:"intra_op_threads"`
+		TouchInput     bool   `json:"touch_input"`
 	} `json:"config"`
 	Processor string          `json:"processor"`
 	Metadata  json.RawMessage `json:"metadata"`
@@ -117,6 +119,11 @@ func run() error {
 	}
 	if err := writeJSON(out+"/plugin-applied.json", applied); err != nil {
 		return err
+	}
+	if c.TouchInput {
+		if err := os.WriteFile(in+"/touched", []byte("x"), 0o644); err != nil {
+			return err
+		}
 	}
 	if c.BadReport {
 		return os.WriteFile(env["EAS_PLUGIN_REPORT"], []byte("not json"), 0o644)
