@@ -162,7 +162,8 @@ func checkSource(errs *Errors, at, loc string) {
 	}
 	u, err := url.Parse(loc)
 	if err != nil {
-		errs.add(at, "invalid URL %q: %v", loc, err)
+		// Not echoed: url.Parse's error quotes the whole URL, credentials included.
+		errs.add(at, "is not a valid %s URL", strings.ToLower(scheme))
 		return
 	}
 	switch strings.ToLower(scheme) {
