@@ -258,11 +258,13 @@ func TestValidateRules(t *testing.T) {
 		{"63-char name", func(s *Service) { s.Name = long[:63] }, ""},
 		{"64-char name", func(s *Service) { s.Name = long }, `name: must match`},
 		{"leading digit", func(s *Service) { s.Name = "1svc" }, `name: must match`},
-		{"token with space is refused, not echoed", func(s *Service) { s.Token = "sec ret" }, "token: must be printable ASCII without spaces"},
+		{"token with space is refused, not echoed", func(s *Service) { s.Token = "secret token" }, "token: must be printable ASCII without spaces"},
 		{"token too long", func(s *Service) { s.Token = strings.Repeat("t", 257) }, "token: must be at most 256 characters, got 257"},
 		{"token and generate_token false", func(s *Service) { f := false; s.GenerateToken = &f; s.Token = "abc" }, ""},
 		{"file URL with host", func(s *Service) { s.ModelPath = "file://host/m" }, "model_path: file:// URL must name an absolute local path"},
 		{"http without host", func(s *Service) { s.ModelPath = "http:///m" }, `model_path: URL has no host`},
+		{"credentials are not echoed", func(s *Service) { s.ModelPath = "https://u:secret@/m" }, `model_path: URL has no host: "https://u:xxxxx@/m"`},
+		{"bad URL is not echoed", func(s *Service) { s.ModelPath = "http://u:secret@[::1" }, "model_path: is not a valid http URL"},
 		{"s3 ok", func(s *Service) { s.ModelPath = "s3://bucket/key.onnx" }, ""},
 		{"oss ok", func(s *Service) { s.ModelPath = "oss://bucket/dir/" }, ""},
 		{"absolute model entry", func(s *Service) { s.ModelEntry = "/abs.onnx" }, "model_entry: must be a relative"},
@@ -287,6 +289,9 @@ func TestValidateRules(t *testing.T) {
 			}
 			if err != nil && s.Token != "" && strings.Contains(err.Error(), s.Token) {
 				t.Errorf("error reveals the token: %v", err)
+			}
+			if err != nil && strings.Contains(err.Error(), "secret") {
+				t.Errorf("error reveals a secret: %v", err)
 			}
 		})
 	}
