@@ -156,6 +156,6 @@ func toDB(t time.Time) int64 { return t.UnixNano() }
 
 func fromDB(n int64) time.Time { return time.Unix(0, n).UTC() }
 
-// now is the store clock, truncated to what the database keeps so that values callers
+// clock is the store clock without the monotonic reading, so that values callers
 // hold equal what they read back.
 func (s *Store) clock() time.Time { return s.now().UTC().Round(0) }
