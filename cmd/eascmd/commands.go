@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -22,9 +21,9 @@ func runCreate(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	data, err := os.ReadFile(pos[0])
+	data, err := readServiceFile(pos[0])
 	if err != nil {
-		return fmt.Errorf("read service file: %w", err)
+		return err
 	}
 	if err := c.connect(); err != nil {
 		return err
@@ -105,9 +104,9 @@ func buildPatch(base []byte, file string, defines []string) ([]byte, error) {
 		doc = base
 	}
 	if file != "" {
-		data, err := os.ReadFile(file)
+		data, err := readServiceFile(file)
 		if err != nil {
-			return nil, fmt.Errorf("read service file: %w", err)
+			return nil, err
 		}
 		doc, err = spec.MergePatch(doc, data)
 		if err != nil {

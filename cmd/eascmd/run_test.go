@@ -529,3 +529,35 @@ func TestHelpAndUsage(t *testing.T) {
 		t.Errorf("-o yaml: err = %v", err)
 	}
 }
+
+func TestReadServiceFileResolvesRelativePaths(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct{ in, want string }{
+		{`{"name":"a","model_path":"./model/"}`, filepath.Join(dir, "model") + "/"},
+		{`{"name":"a","model_path":"m.onnx"}`, filepath.Join(dir, "m.onnx")},
+		{`{"name":"a","model_path":"/abs/m.onnx"}`, "/abs/m.onnx"},
+		{`{"name":"a","model_path":"http://h/m.onnx"}`, "http://h/m.onnx"},
+	}
+	for _, c := range cases {
+		p := filepath.Join(dir, "service.json")
+		if err := os.WriteFile(p, []byte(c.in), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b, err := readServiceFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			ModelPath string `json:"model_path"`
+		}
+		if err := json.Unmarshal(b, &doc); err != nil || doc.ModelPath != c.want {
+			t.Errorf("%s: model_path %q (%v), want %q", c.in, doc.ModelPath, err, c.want)
+		}
+	}
+	// Not JSON: passed through for easd to explain.
+	p := filepath.Join(dir, "bad.json")
+	os.WriteFile(p, []byte("{nope"), 0o644)
+	if b, err := readServiceFile(p); err != nil || string(b) != "{nope" {
+		t.Errorf("bad JSON: %q %v", b, err)
+	}
+}

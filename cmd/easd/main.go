@@ -77,6 +77,7 @@ func run(args []string) error {
 	}
 	if lib := os.Getenv("OPENEAS_ORT_LIB"); lib != "" {
 		o.WorkerArgs = append(o.WorkerArgs, "--ort-lib", lib)
+		o.PluginEnv = append(o.PluginEnv, "OPENEAS_ORT_LIB="+lib)
 	}
 	level := slog.LevelInfo
 	if v := os.Getenv("EASD_LOG_LEVEL"); v != "" {

@@ -44,6 +44,8 @@ type Options struct {
 	BinDir       string
 	WorkerBinary string
 	BladeBinary  string
+	// PluginEnv is the environment plugins run with (they never inherit easd's).
+	PluginEnv []string
 	// WorkerArgs are extra flags for every worker (e.g. --ort-lib PATH).
 	WorkerArgs []string
 	Logger     *slog.Logger
@@ -74,6 +76,10 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("open bundle store: %w", err)
 	}
+	// Scratch from a previous run (e.g. a deploy cut by kill -9) is never reused.
+	if err := bundles.ClearTmp(); err != nil {
+		return fmt.Errorf("clean scratch: %w", err)
+	}
 
 	ln := o.Listener
 	if ln == nil {
@@ -102,6 +108,7 @@ func Run(ctx context.Context, o Options) error {
 
 	tokens := newTokenTable()
 	gw := gateway.New(gateway.Options{Services: tokens, Logger: log})
+	defer gw.Close()
 	var mgr *deploy.Manager
 	sched := scheduler.NewLocal(scheduler.Options{
 		WorkerBinary: worker, WorkerArgs: o.WorkerArgs, Router: router{gw}, Logger: log,
@@ -110,7 +117,7 @@ func Run(ctx context.Context, o Options) error {
 	mgr = deploy.New(deploy.Options{
 		DataDir: o.DataDir, Store: st, Bundles: bundles, Scheduler: sched,
 		Plugins: plugin.Resolver{BladeBinary: blade}, Logger: log, EndpointURL: endpoint,
-		RuntimeVersion: runtimeVersion(blade), TokenChanged: tokens.set,
+		RuntimeVersion: runtimeVersion(blade), TokenChanged: tokens.set, PluginEnv: o.PluginEnv,
 	})
 	apis := apiserver.New(apiserver.Options{
 		Manager: mgr, AdminToken: adminToken, Logger: log,
@@ -169,35 +176,10 @@ func prepareDataDir(dir string) error {
 	if dir == "" {
 		return errors.New("data dir: required (--data-dir)")
 	}
-	for _, sub := range []string{"", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
-			return fmt.Errorf("data dir: %w", err)
-		}
-	}
-	// Scratch from a previous run (e.g. a deploy cut by kill -9) is never reused.
-	ents, err := os.ReadDir(filepath.Join(dir, "tmp"))
-	if err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	for _, e := range ents {
-		p := filepath.Join(dir, "tmp", e.Name())
-		_ = makeWritable(p)
-		if err := os.RemoveAll(p); err != nil {
-			return fmt.Errorf("data dir: clean %s: %w", p, err)
-		}
-	}
 	return nil
-}
-
-// makeWritable restores write permission under p so that RemoveAll can delete
-// read-only copies (plugins get their input read-only).
-func makeWritable(p string) error {
-	return filepath.Walk(p, func(path string, info os.FileInfo, err error) error {
-		if err == nil && info.IsDir() {
-			_ = os.Chmod(path, 0o755)
-		}
-		return nil
-	})
 }
 
 // AdminToken returns the admin token stored in dir/admin.token, creating it (mode 0600)

@@ -93,8 +93,18 @@ func (m *Manager) apply(ctx context.Context, name string, version int, digest st
 		return err
 	}
 	n := rec.DesiredInstances
+	vr, err := m.store.GetVersion(ctx, name, version)
+	if err != nil {
+		return err
+	}
+	svc, err := spec.Parse(vr.Spec)
+	if err != nil {
+		return err
+	}
 	m.okEvent(ctx, name, fmt.Sprintf("Waiting [Total: %d, Pending: %d, Running: 0]", n, n))
-	if err := m.opts.Scheduler.Apply(ctx, scheduler.Deployment{Service: name, Version: version, BundleDir: dir, Replicas: n}); err != nil {
+	d := scheduler.Deployment{Service: name, Version: version, BundleDir: dir, Replicas: n,
+		Args: []string{"--timeout", svc.Metadata.RPC.KeepaliveDuration().String()}}
+	if err := m.opts.Scheduler.Apply(ctx, d); err != nil {
 		return fmt.Errorf("start instances: %w", err)
 	}
 	st := m.opts.Scheduler.Status(name)
@@ -110,6 +120,7 @@ func (m *Manager) Modify(ctx context.Context, name string, patch []byte) (*api.S
 	if err != nil {
 		return nil, err
 	}
+	before := m.lastEventID(ctx, name)
 	if rec.Status == api.StatusDeleting {
 		return nil, fmt.Errorf("%w: %s is being deleted", ErrConflict, name)
 	}
@@ -169,7 +180,7 @@ func (m *Manager) Modify(ctx context.Context, name string, patch []byte) (*api.S
 		if !scaleOnly {
 			_ = m.store.UpdateService(ctx, name, func(r *store.ServiceRecord) error { r.CurrentVersion = version; return nil })
 		}
-		return m.Describe(ctx, name)
+		return m.describeSince(ctx, name, before)
 	}
 	if scaleOnly {
 		m.event(ctx, name, api.EventNormal, fmt.Sprintf("Scaling to %d instance(s)", svc.Metadata.Instance), api.StatusUpdating, "")
@@ -177,7 +188,7 @@ func (m *Manager) Modify(ctx context.Context, name string, patch []byte) (*api.S
 		m.event(ctx, name, api.EventNormal, fmt.Sprintf("Service is now updating to version %d", version), api.StatusUpdating, "")
 	}
 	m.background(name, func(ctx context.Context) { m.deployVersion(ctx, name, version, true) })
-	return m.Describe(ctx, name)
+	return m.describeSince(ctx, name, before)
 }
 
 // onlyInstanceChanged reports whether two specs differ in metadata.instance alone (or not at all,
@@ -197,6 +208,7 @@ func (m *Manager) Stop(ctx context.Context, name string) (*api.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	before := m.lastEventID(ctx, name)
 	if rec.Status == api.StatusDeleting {
 		return nil, fmt.Errorf("%w: %s is being deleted", ErrConflict, name)
 	}
@@ -208,7 +220,7 @@ func (m *Manager) Stop(ctx context.Context, name string) (*api.Service, error) {
 		}
 		m.event(ctx, name, api.EventNormal, "Service stopped", api.StatusStopped, "")
 	})
-	return m.Describe(ctx, name)
+	return m.describeSince(ctx, name, before)
 }
 
 // Start brings a Stopped (or Failed) service back on its current version, rebuilding only
@@ -218,6 +230,7 @@ func (m *Manager) Start(ctx context.Context, name string) (*api.Service, error) 
 	if err != nil {
 		return nil, err
 	}
+	before := m.lastEventID(ctx, name)
 	switch rec.Status {
 	case api.StatusStopped, api.StatusFailed:
 	default:
@@ -225,7 +238,7 @@ func (m *Manager) Start(ctx context.Context, name string) (*api.Service, error) 
 	}
 	m.event(ctx, name, api.EventNormal, "Service is now starting", api.StatusCreating, "")
 	m.background(name, func(ctx context.Context) { m.deployVersion(ctx, name, rec.CurrentVersion, false) })
-	return m.Describe(ctx, name)
+	return m.describeSince(ctx, name, before)
 }
 
 // Delete stops the service (draining in-flight requests) and removes it from the store.
@@ -234,8 +247,9 @@ func (m *Manager) Delete(ctx context.Context, name string) (*api.Service, error)
 	if _, err := m.getService(ctx, name); err != nil {
 		return nil, err
 	}
+	before := m.lastEventID(ctx, name)
 	m.event(ctx, name, api.EventNormal, "Service is being deleted", api.StatusDeleting, "")
-	out, err := m.Describe(ctx, name)
+	out, err := m.describeSince(ctx, name, before)
 	if err != nil {
 		return nil, err
 	}
@@ -343,9 +357,7 @@ func (m *Manager) describe(ctx context.Context, rec store.ServiceRecord) (*api.S
 	if rec.Status != api.StatusStopped {
 		out.RunningInstance = m.opts.Scheduler.Status(rec.Name).Ready
 	}
-	if evs, err := m.store.Events(ctx, rec.Name, 0, 1<<30); err == nil && len(evs) > 0 {
-		out.LastEventID = evs[len(evs)-1].ID
-	}
+	out.LastEventID = m.lastEventID(ctx, rec.Name)
 	return out, nil
 }
 
@@ -364,4 +376,23 @@ func (m *Manager) List(ctx context.Context) ([]api.Service, error) {
 		out = append(out, *d)
 	}
 	return out, nil
+}
+
+// lastEventID is the newest event's ID (0 when none).
+func (m *Manager) lastEventID(ctx context.Context, name string) int64 {
+	evs, err := m.store.Events(ctx, name, 0, 1<<30)
+	if err != nil || len(evs) == 0 {
+		return 0
+	}
+	return evs[len(evs)-1].ID
+}
+
+// describeSince answers a call that changed the service: LastEventID is the newest event
+// before the call, so a client following from it sees every line the call caused.
+func (m *Manager) describeSince(ctx context.Context, name string, before int64) (*api.Service, error) {
+	out, err := m.Describe(ctx, name)
+	if err == nil {
+		out.LastEventID = before
+	}
+	return out, err
 }

@@ -50,6 +50,9 @@ type Options struct {
 	// RuntimeVersion enters every plugin content key, so results made for another runtime
 	// are never reused (e.g. "onnxruntime-1.30.0").
 	RuntimeVersion string
+	// PluginEnv is the whole environment of plugin processes besides the EAS_PLUGIN_*
+	// variables (plugins never inherit easd's own, which may hold secrets).
+	PluginEnv []string
 	// PluginTimeout bounds one plugin run (default 1h).
 	PluginTimeout time.Duration
 	// MaxModelBytes and MaxModelFiles cap what a model_path may unpack to (0 = modelsource defaults).

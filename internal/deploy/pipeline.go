@@ -95,7 +95,7 @@ func (m *Manager) build(ctx context.Context, name string, version int) (string, 
 			m.okEvent(ctx, name, fmt.Sprintf("Executing plugin %s: %s (result cached for this model and config: not run again)", id, p.Image))
 		} else {
 			m.okEvent(ctx, name, fmt.Sprintf("Executing plugin %s: %s", id, p.Image))
-			out, report, run.Duration, err = m.runPlugin(ctx, ps, p.Config, cur, key, svc)
+			out, report, run.Duration, err = m.runPlugin(ctx, ps, p.Config, cur, curDigest, key, svc)
 			if err != nil {
 				return "", fmt.Errorf("plugin %s (plugins[%d]): %w", id, i, err)
 			}
@@ -140,7 +140,7 @@ func (m *Manager) build(ctx context.Context, name string, version int) (string, 
 	return digest, nil
 }
 
-func (m *Manager) runPlugin(ctx context.Context, ps plugin.Spec, config json.RawMessage, input, key string, svc *spec.Service) (string, []byte, time.Duration, error) {
+func (m *Manager) runPlugin(ctx context.Context, ps plugin.Spec, config json.RawMessage, input, inputDigest, key string, svc *spec.Service) (string, []byte, time.Duration, error) {
 	exe, err := m.opts.Plugins.Resolve(ps.Image)
 	if err != nil {
 		return "", nil, 0, err
@@ -165,8 +165,8 @@ func (m *Manager) runPlugin(ctx context.Context, ps plugin.Spec, config json.Raw
 	}
 	res, err := plugin.Run(ctx, plugin.RunOptions{
 		Exe: exe, Args: args, InputDir: input, OutputDir: outDir, ConfigFile: cfgFile,
-		ReportFile: filepath.Join(work, "report.json"), Device: ps.Device,
-		Timeout: m.opts.PluginTimeout, Logger: m.log,
+		ReportFile: filepath.Join(work, "report.json"), Device: ps.Device, InputDigest: inputDigest,
+		Env: m.opts.PluginEnv, Timeout: m.opts.PluginTimeout, Logger: m.log,
 	})
 	if err != nil {
 		return "", nil, 0, err
