@@ -127,6 +127,7 @@ func jsonOutput(t *testing.T, body []byte, name string) []float32 {
 func TestServiceLifecycle(t *testing.T) {
 	e := requireEnv(t)
 	plugin := buildTestPlugin(t, e)
+	top := t // easd restarts below must live as long as this test, not the subtest
 	d := startEasd(t, e, "")
 	ref := openModel(t, e, filepath.Join(e.repo, clsModel))
 	ctx := context.Background()
@@ -314,7 +315,7 @@ func TestServiceLifecycle(t *testing.T) {
 		if p := workerPIDs(t, "cls"); len(p) != 0 {
 			t.Fatalf("workers outlived easd: %v", p)
 		}
-		d2 := startEasd(t, e, d.dataDir)
+		d2 := startEasd(top, e, d.dataDir)
 		*d = *d2
 		s := d.waitStatus("cls", api.StatusRunning, time.Minute)
 		if s.AccessToken != token || s.Image != image {
