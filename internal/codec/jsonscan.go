@@ -194,10 +194,11 @@ func (s *scanner) str() (string, error) {
 func (s *scanner) number() ([]byte, error) {
 	start := s.i
 	b := s.b
-	for _, lit := range [...]string{"NaN", "Infinity", "-Infinity"} {
-		if len(b)-s.i >= len(lit) && string(b[s.i:s.i+len(lit)]) == lit {
-			s.i += len(lit)
-			return b[start:s.i], nil
+	if c := s.peekAt(s.i); c == 'N' || c == 'I' || (c == '-' && s.peekAt(s.i+1) == 'I') {
+		for _, lit := range [...]string{"NaN", "Infinity", "-Infinity"} {
+			if s.literal(lit) {
+				return b[start:s.i], nil
+			}
 		}
 	}
 	i := s.i

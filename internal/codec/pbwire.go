@@ -96,8 +96,8 @@ func parseArray(b []byte) (pbArray, error) {
 			if n < 0 {
 				return a, fmt.Errorf("%s: %w", fieldName(int(num)), protowire.ParseError(n))
 			}
-			if (num == fFloat && len(m)%4 != 0) || (num == fDouble && len(m)%8 != 0) {
-				return a, fmt.Errorf("%s: packed length %d is not a multiple of %d", fieldName(int(num)), len(m), map[protowire.Number]int{fFloat: 4, fDouble: 8}[num])
+			if w := fixedWidth(int(num)); w > 0 && len(m)%w != 0 {
+				return a, fmt.Errorf("%s: packed length %d is not a multiple of %d", fieldName(int(num)), len(m), w)
 			}
 			a.add(int(num), m)
 			b = b[n:]
@@ -134,6 +134,17 @@ func parseArray(b []byte) (pbArray, error) {
 		}
 	}
 	return a, nil
+}
+
+// fixedWidth is the byte width of one value of a fixed-size field, 0 for varint fields.
+func fixedWidth(f int) int {
+	switch f {
+	case fFloat:
+		return 4
+	case fDouble:
+		return 8
+	}
+	return 0
 }
 
 func (a *pbArray) add(f int, chunk []byte) {
@@ -212,15 +223,16 @@ func (a *pbArray) count(f int) int {
 	return n
 }
 
-// elementCount multiplies dims, rejecting negative dims and overflow.
-func elementCount(dims []int64) (int64, error) {
+// elementCount multiplies dims, rejecting negative dims and overflow; what names the
+// shape in messages ("array_shape", "shape").
+func elementCount(what string, dims []int64) (int64, error) {
 	n := int64(1)
 	for i, d := range dims {
 		if d < 0 {
-			return 0, fmt.Errorf("array_shape.dim[%d] is %d; dimensions must be >= 0", i, d)
+			return 0, fmt.Errorf("%s.dim[%d] is %d; dimensions must be >= 0", what, i, d)
 		}
 		if d != 0 && n > math.MaxInt32/d {
-			return 0, fmt.Errorf("array_shape %v has more than %d elements", dims, math.MaxInt32)
+			return 0, fmt.Errorf("%s %v has more than %d elements", what, dims, math.MaxInt32)
 		}
 		n *= d
 	}
@@ -248,7 +260,7 @@ func (a *pbArray) tensor(want tensor.DType) (*tensor.Tensor, error) {
 			return nil, fmt.Errorf("dtype %s carries its values in %s, but %s is set", dtName(a.dtype), fieldName(allowed[0]), fieldName(field))
 		}
 	}
-	n64, err := elementCount(a.dims)
+	n64, err := elementCount("array_shape", a.dims)
 	if err != nil {
 		return nil, err
 	}

@@ -317,9 +317,9 @@ func (in *v2Input) tensor(want tensor.DType, bin []byte) (*tensor.Tensor, []byte
 	if !convertible(from, want) {
 		return nil, bin, fmt.Errorf("datatype %s, expected %s", in.datatype, v2DTypeName(want))
 	}
-	n64, err := elementCount(in.shape)
+	n64, err := elementCount("shape", in.shape)
 	if err != nil {
-		return nil, bin, errors.New(strings.Replace(err.Error(), "array_shape", "shape", 1))
+		return nil, bin, err
 	}
 	n := int(n64)
 	t := &tensor.Tensor{DType: from, Shape: in.shape}
