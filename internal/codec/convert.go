@@ -64,7 +64,7 @@ func convertible(from, to tensor.DType) bool {
 }
 
 // convertRaw converts n little-endian elements of dtype from into dtype to. When the dtypes
-// are equal it returns raw itself.
+// are equal it returns raw itself. Value errors name the flat index of the element.
 func convertRaw(from, to tensor.DType, raw []byte, n int) ([]byte, error) {
 	if from == to {
 		return raw, nil
@@ -91,10 +91,10 @@ func convertRaw(from, to tensor.DType, raw []byte, n int) ([]byte, error) {
 	for i := range n {
 		v, ok := readInt(from, raw, i)
 		if !ok {
-			return nil, fmt.Errorf("value %d at index %d does not fit %s", binary.LittleEndian.Uint64(raw[8*i:]), i, to)
+			return nil, fmt.Errorf("at [%d]: value %d does not fit %s", i, binary.LittleEndian.Uint64(raw[8*i:]), to)
 		}
 		if err := w(out, i, v); err != nil {
-			return nil, fmt.Errorf("%w at index %d", err, i)
+			return nil, fmt.Errorf("at [%d]: %w", i, err)
 		}
 	}
 	return out, nil
