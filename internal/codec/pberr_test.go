@@ -118,6 +118,13 @@ func TestProtobufErrors(t *testing.T) {
 			want: `input "a": array_shape [4294967296 4294967296] has more than 2147483647 elements`,
 		},
 		{
+			name: "empty tensor of vast extent", family: FamilyTensorFlow, sig: twoSig,
+			body: func(t *testing.T) []byte {
+				return mustMarshal(t, tfReq(map[string]*tfpb.ArrayProto{"a": {Dtype: tfpb.ArrayDataType_DT_FLOAT, ArrayShape: shapeOf(1<<30, 0)}}))
+			},
+			want: `input "a": array_shape [1073741824 0]: an empty tensor may span at most 16777216 positions`,
+		},
+		{
 			name: "unknown output", family: FamilyTensorFlow, sig: twoSig,
 			body: func(t *testing.T) []byte {
 				return mustMarshal(t, tfReq(map[string]*tfpb.ArrayProto{"a": okA}, "p", "r"))

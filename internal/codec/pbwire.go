@@ -226,18 +226,30 @@ func (a *pbArray) count(f int) int {
 // elementCount multiplies dims, rejecting negative dims and overflow; what names the
 // shape in messages ("array_shape", "shape").
 func elementCount(what string, dims []int64) (int64, error) {
-	n := int64(1)
+	n, nonzero := int64(1), int64(1)
 	for i, d := range dims {
 		if d < 0 {
 			return 0, fmt.Errorf("%s.dim[%d] is %d; dimensions must be >= 0", what, i, d)
 		}
-		if d != 0 && n > math.MaxInt32/d {
+		if d == 0 {
+			n = 0
+			continue
+		}
+		if nonzero > math.MaxInt32/d {
 			return 0, fmt.Errorf("%s %v has more than %d elements", what, dims, math.MaxInt32)
 		}
+		nonzero *= d
 		n *= d
+	}
+	// An empty tensor of shape [1<<30, 0] costs nothing to send but a gigabyte of "[]" to
+	// write back as JSON: bound the extent of empty tensors too.
+	if n == 0 && nonzero > maxEmptyExtent {
+		return 0, fmt.Errorf("%s %v: an empty tensor may span at most %d positions", what, dims, maxEmptyExtent)
 	}
 	return n, nil
 }
+
+const maxEmptyExtent = 1 << 24
 
 // tensor converts the array into a tensor of dtype want (the signature's); the error text
 // is the message of an InputError about this array.
