@@ -8,7 +8,8 @@
 //	"fail": "message"   write progress lines and the message to stderr, exit 3
 //	"empty": true       exit 0 without writing any output
 //	"bad_report": true  write a report that is not JSON
-//	"sleep": "60s"      start a child process, write "<pid> <child pid>" to "pid_file", then sleep
+//	"sleep": "60s"      start a child process, write "<pid> <child pid>" to "pid_file", sleep, then
+//	                    finish as a normal run
 //	"touch_input": true write a file into the (read-only) input, then succeed
 package main
 
@@ -91,8 +92,7 @@ func run() error {
 		if err := os.WriteFile(c.PIDFile, []byte(pids), 0o644); err != nil {
 			return err
 		}
-		time.Sleep(d)
-		return nil
+		time.Sleep(d) // then succeed like a normal run: a slow plugin, not a broken one
 	}
 
 	in, out := env["EAS_PLUGIN_INPUT"], env["EAS_PLUGIN_OUTPUT"]
