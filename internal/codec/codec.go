@@ -87,8 +87,9 @@ const HeaderRequestFormat = "X-EAS-Request-Format"
 // Request is a decoded predict request.
 type Request struct {
 	// Inputs are keyed by signature input name, converted to the signature's dtypes.
-	// Numeric Data may alias the body passed to Decode: do not reuse that buffer while the
-	// request is in use.
+	// Numeric Data may alias the body passed to Decode (so it may also be unaligned): do not
+	// reuse that buffer while the request is in use, and copy before handing it to code
+	// that needs alignment or keeps it.
 	Inputs map[string]*tensor.Tensor
 	// Outputs names the outputs wanted, in order, without duplicates; nil means all of them
 	// in signature order. Every name is a signature output.
@@ -123,7 +124,8 @@ const (
 // ("tensorflow", "pytorch", "json"); JSON when Content-Type is application/json (or
 // another +json type) or the body starts with '{'; else the family's protobuf. FamilyONNX
 // accepts both protobufs: the body is a TensorFlow PredictRequest when it parses as one and
-// names at least one signature input, otherwise a PyTorch one. header may be nil.
+// names at least one signature input, otherwise a PyTorch one (and if that fails too, the
+// error of the reading that got further). header may be nil.
 //
 // Inputs are converted to the signature's dtypes where that loses nothing (int32 values
 // into an int64 input, float32 values into a float16 input); anything else is an
