@@ -7,10 +7,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,10 +40,38 @@ type Services interface {
 	Lookup(name string) (token string, ok bool)
 }
 
+// Observer is told what happens to requests of known services (unknown names are never
+// reported: anyone can send them). It runs on the request path: it must be safe for
+// concurrent use and cheap. *metrics.Metrics implements it.
+type Observer interface {
+	// ObserveRequest reports one answered request: the status code sent (499 when the
+	// client went away first), the time from its arrival to the end of the answer, and
+	// what the worker reported in ProcessorTimeHeader and BatchSizeHeader (processor < 0,
+	// batch 0: not reported).
+	ObserveRequest(service string, code int, total, processor time.Duration, batch int)
+	// Retry reports a request resent to another instance after a dial error.
+	Retry(service string)
+	// RateLimited reports a request refused with 429.
+	RateLimited(service string)
+}
+
+// Headers a worker may set on its answer for the gateway's metrics (they reach the
+// client too): the microseconds spent in the processor, and the number of requests in
+// the inference that answered this one.
+const (
+	ProcessorTimeHeader = "X-Eas-Processor-Time"
+	BatchSizeHeader     = "X-Eas-Batch-Size"
+)
+
+// StatusClientClosed is recorded for requests whose client went away before the answer.
+const StatusClientClosed = 499
+
 // Options configure a Gateway. Services is required; the rest have defaults.
 type Options struct {
 	Services Services
 	Logger   *slog.Logger
+	// Observer, when set, is told about every request of a known service.
+	Observer Observer
 	// Transport carries requests to workers. Default: a keep-alive transport tuned for
 	// loopback (many idle connections per host, no proxy, no compression).
 	Transport http.RoundTripper
@@ -55,12 +85,14 @@ type Options struct {
 type Gateway struct {
 	services Services
 	log      *slog.Logger
+	obs      Observer
 	rt       http.RoundTripper
 	now      func() time.Time
 	maxBody  int64
 
-	mu    sync.Mutex                       // serializes writers of pools
-	pools atomic.Pointer[map[string]*pool] // copy-on-write: readers never lock
+	mu     sync.Mutex                          // serializes writers of pools and limits
+	pools  atomic.Pointer[map[string]*pool]    // copy-on-write: readers never lock
+	limits atomic.Pointer[map[string]*limiter] // copy-on-write, like pools
 }
 
 // pool is one service's ready set and its request accounting.
@@ -103,6 +135,7 @@ func New(opts Options) *Gateway {
 	g := &Gateway{
 		services: opts.Services,
 		log:      opts.Logger,
+		obs:      opts.Observer,
 		rt:       opts.Transport,
 		now:      opts.Now,
 		maxBody:  opts.MaxBodyBytes,
@@ -121,6 +154,8 @@ func New(opts Options) *Gateway {
 	}
 	empty := map[string]*pool{}
 	g.pools.Store(&empty)
+	noLimits := map[string]*limiter{}
+	g.limits.Store(&noLimits)
 	return g
 }
 
@@ -192,6 +227,14 @@ func (g *Gateway) InFlight(service string) int {
 		return int(p.inflight.Load())
 	}
 	return 0
+}
+
+// EachInFlight calls fn with the number of requests being proxied now, for every service
+// that has instances or requests in flight.
+func (g *Gateway) EachInFlight(fn func(service string, n int)) {
+	for name, p := range *g.pools.Load() {
+		fn(name, int(p.inflight.Load()))
+	}
 }
 
 // pick returns the ready backend with the fewest outstanding requests, skipping
@@ -284,11 +327,30 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "service not found")
 		return
 	}
+	if g.obs == nil {
+		g.serve(w, r, name, sub, path, token)
+		return
+	}
+	start := g.now()
+	a := g.serve(w, r, name, sub, path, token)
+	g.obs.ObserveRequest(name, a.code, g.now().Sub(start), a.processor, a.batch)
+}
 
+// answer is what serve did, for the Observer.
+type answer struct {
+	code      int
+	processor time.Duration // -1: not reported
+	batch     int
+}
+
+func failed(code int) answer { return answer{code: code, processor: -1} }
+
+// serve authenticates, rate-limits and proxies a request of a known service.
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, name, sub, path, token string) answer {
 	msg, checkMD5 := authorize(r, token, path)
 	if msg != "" {
 		writeError(w, http.StatusUnauthorized, msg)
-		return
+		return failed(http.StatusUnauthorized)
 	}
 
 	sb := getBuf()
@@ -296,31 +358,41 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	buf := &sb.buf
 	if r.ContentLength > g.maxBody {
 		writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
-		return
+		return failed(http.StatusRequestEntityTooLarge)
 	}
 	if r.ContentLength > 0 {
 		buf.Grow(int(r.ContentLength))
 	}
 	if _, err := buf.ReadFrom(io.LimitReader(r.Body, g.maxBody+1)); err != nil {
 		if r.Context().Err() != nil {
-			return // client went away (499): nothing to answer
+			return failed(StatusClientClosed) // client went away: nothing to answer
 		}
 		writeError(w, http.StatusBadRequest, "read request body: "+err.Error())
-		return
+		return failed(http.StatusBadRequest)
 	}
 	if int64(buf.Len()) > g.maxBody {
 		writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
-		return
+		return failed(http.StatusRequestEntityTooLarge)
 	}
 	if checkMD5 && !bodyMatchesMD5(r, buf.Bytes()) {
 		writeError(w, http.StatusUnauthorized, "Content-MD5 does not match the body")
-		return
+		return failed(http.StatusUnauthorized)
+	}
+	// Counted only now that the caller is known to hold the token (a signed body is
+	// checked against its Content-MD5 just above).
+	if l := (*g.limits.Load())[name]; l != nil && !l.allow(g.now()) {
+		if g.obs != nil {
+			g.obs.RateLimited(name)
+		}
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("rate limit exceeded: service %s allows %d requests per second (metadata.rpc.rate_limit)", name, l.qps))
+		return failed(http.StatusTooManyRequests)
 	}
 
 	p := (*g.pools.Load())[name]
 	if p == nil {
 		writeError(w, http.StatusServiceUnavailable, "no ready instance")
-		return
+		return failed(http.StatusServiceUnavailable)
 	}
 	p.inflight.Add(1)
 	defer p.inflight.Add(-1)
@@ -328,7 +400,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b := p.pick(nil)
 	if b == nil {
 		writeError(w, http.StatusServiceUnavailable, "no ready instance")
-		return
+		return failed(http.StatusServiceUnavailable)
 	}
 	start := g.now()
 	resp, err := g.forward(r, b, sub, sb)
@@ -336,6 +408,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The request never reached a worker (it just went away), so resending is safe.
 		if b2 := p.pick(b); b2 != nil {
 			g.log.Debug("predict: worker unreachable, retrying on another", "service", name, "instance", b.ep.ID, "retry", b2.ep.ID, "err", err)
+			if g.obs != nil {
+				g.obs.Retry(name)
+			}
 			b = b2
 			resp, err = g.forward(r, b, sub, sb)
 		}
@@ -343,15 +418,38 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		if r.Context().Err() != nil {
 			g.log.Debug("predict: client closed request", "service", name, "instance", b.ep.ID)
-			return // 499: the client is gone, there is nobody to answer
+			return failed(StatusClientClosed) // the client is gone, there is nobody to answer
 		}
 		g.log.Warn("predict: worker request failed", "service", name, "instance", b.ep.ID,
 			"addr", b.ep.Addr, "elapsed", g.now().Sub(start), "err", err)
 		writeError(w, http.StatusBadGateway, "instance unavailable")
-		return
+		return failed(http.StatusBadGateway)
 	}
 	defer resp.Body.Close()
-	g.copyResponse(w, resp)
+	a := answer{code: resp.StatusCode, processor: -1}
+	if g.obs != nil {
+		a.processor, a.batch = workerReport(resp.Header)
+	}
+	if !g.copyResponse(w, resp) && r.Context().Err() != nil {
+		a.code = StatusClientClosed
+	}
+	return a
+}
+
+// workerReport reads the processor time (µs) and batch size a worker put on its answer.
+func workerReport(h http.Header) (processor time.Duration, batch int) {
+	processor = -1
+	if v := h[ProcessorTimeHeader]; len(v) > 0 {
+		if us, err := strconv.ParseInt(v[0], 10, 64); err == nil && us >= 0 {
+			processor = time.Duration(us) * time.Microsecond
+		}
+	}
+	if v := h[BatchSizeHeader]; len(v) > 0 {
+		if n, err := strconv.Atoi(v[0]); err == nil && n > 0 {
+			batch = n
+		}
+	}
+	return processor, batch
 }
 
 // forward sends the request to one worker, holding its outstanding count until the
@@ -417,7 +515,8 @@ var hopHeaders = map[string]bool{
 	"Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
 }
 
-func (g *Gateway) copyResponse(w http.ResponseWriter, resp *http.Response) {
+// copyResponse streams the worker's answer to the client; false when it was cut short.
+func (g *Gateway) copyResponse(w http.ResponseWriter, resp *http.Response) bool {
 	h := w.Header()
 	for k, vv := range resp.Header {
 		if !hopHeaders[k] {
@@ -437,7 +536,7 @@ func (g *Gateway) copyResponse(w http.ResponseWriter, resp *http.Response) {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
-				return // client went away
+				return false // client went away
 			}
 			if flusher != nil {
 				flusher.Flush()
@@ -446,8 +545,9 @@ func (g *Gateway) copyResponse(w http.ResponseWriter, resp *http.Response) {
 		if rerr != nil {
 			if rerr != io.EOF {
 				g.log.Debug("predict: answer cut short", "err", rerr)
+				return false
 			}
-			return
+			return true
 		}
 	}
 }
