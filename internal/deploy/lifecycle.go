@@ -101,6 +101,9 @@ func (m *Manager) apply(ctx context.Context, name string, version int, digest st
 	if err != nil {
 		return err
 	}
+	if m.opts.RateLimitChanged != nil {
+		m.opts.RateLimitChanged(name, svc.Metadata.RPC.RateLimit)
+	}
 	m.okEvent(ctx, name, fmt.Sprintf("Waiting [Total: %d, Pending: %d, Running: 0]", n, n))
 	d := scheduler.Deployment{Service: name, Version: version, BundleDir: dir, Replicas: n,
 		Args: []string{"--timeout", svc.Metadata.RPC.KeepaliveDuration().String()}}

@@ -60,6 +60,9 @@ type Options struct {
 	MaxModelFiles int
 	// TokenChanged is told when a service's token appears, changes or goes (the gateway's view).
 	TokenChanged func(service, token string, exists bool)
+	// RateLimitChanged is told a service's metadata.rpc.rate_limit (QPS, 0 = none) each
+	// time a version of it is applied; a deleted service is reported by TokenChanged.
+	RateLimitChanged func(service string, qps int)
 }
 
 // Manager owns the lifecycle of every service. Its methods are safe for concurrent use:
