@@ -373,7 +373,7 @@ func runVersion(ctx context.Context, c *cli, args []string) error {
 // transitional reports whether a service in this status is still on its way somewhere.
 func transitional(status string) bool {
 	switch status {
-	case api.StatusCreating, api.StatusUpdating, api.StatusWaiting, api.StatusDeleting:
+	case api.StatusCreating, api.StatusUpdating, api.StatusWaiting, api.StatusDeleting, api.StatusStopping:
 		return true
 	}
 	return false

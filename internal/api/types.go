@@ -31,6 +31,7 @@ const (
 	StatusCreating = "Creating"
 	StatusRunning  = "Running"
 	StatusUpdating = "Updating"
+	StatusStopping = "Stopping"
 	StatusStopped  = "Stopped"
 	StatusFailed   = "Failed"
 	StatusDeleting = "Deleting"

@@ -90,6 +90,9 @@ func (m *Manager) Follow(ctx context.Context, name string, since int64, fn func(
 			return err
 		}
 		recs, err := m.store.Events(ctx, name, since, 1000)
+		if isNotFound(err) {
+			return nil // deleted: its history went with it
+		}
 		if err != nil {
 			return err
 		}

@@ -215,6 +215,7 @@ func (m *Manager) Stop(ctx context.Context, name string) (*api.Service, error) {
 	if rec.Status == api.StatusDeleting {
 		return nil, fmt.Errorf("%w: %s is being deleted", ErrConflict, name)
 	}
+	m.event(ctx, name, api.EventNormal, "Service is stopping", api.StatusStopping, "")
 	m.cancelOp(name) // a deploy in progress is abandoned; start redoes it from its caches
 	m.background(name, func(ctx context.Context) {
 		if err := m.opts.Scheduler.Stop(ctx, name); err != nil {
@@ -310,6 +311,9 @@ func (m *Manager) resume(ctx context.Context) error {
 			m.background(name, func(ctx context.Context) { m.deployVersion(ctx, name, latest, true) })
 		case api.StatusDeleting:
 			m.background(name, func(ctx context.Context) { m.finishDelete(ctx, name) })
+		case api.StatusStopping:
+			// Its instances died with the old easd; record the stop it was making.
+			m.event(ctx, name, api.EventNormal, "Service stopped", api.StatusStopped, "")
 		}
 	}
 	return nil

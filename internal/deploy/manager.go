@@ -111,7 +111,7 @@ func New(opts Options) *Manager {
 func (m *Manager) Run(ctx context.Context) error {
 	m.baseCt = ctx
 	close(m.started)
-	if err := m.resume(ctx); err != nil {
+	if err := m.resume(ctx); err != nil && ctx.Err() == nil {
 		return err
 	}
 	<-ctx.Done()

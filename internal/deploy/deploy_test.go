@@ -1,0 +1,297 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openeas/openeas/internal/api"
+	"github.com/openeas/openeas/internal/bundle"
+	"github.com/openeas/openeas/internal/scheduler"
+	"github.com/openeas/openeas/internal/store"
+)
+
+// fakeScheduler records what the manager asks of it. Apply fails for versions in failVersions.
+type fakeScheduler struct {
+	mu           sync.Mutex
+	applied      []scheduler.Deployment
+	stopped      []string
+	ready        map[string]int
+	failVersions map[int]bool
+}
+
+func newFakeScheduler() *fakeScheduler {
+	return &fakeScheduler{ready: map[string]int{}, failVersions: map[int]bool{}}
+}
+
+func (f *fakeScheduler) Apply(ctx context.Context, d scheduler.Deployment) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.applied = append(f.applied, d)
+	if f.failVersions[d.Version] {
+		return errors.New("instance failed to load: boom")
+	}
+	f.ready[d.Service] = d.Replicas
+	return nil
+}
+
+func (f *fakeScheduler) Stop(ctx context.Context, service string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stopped = append(f.stopped, service)
+	f.ready[service] = 0
+	return nil
+}
+
+func (f *fakeScheduler) Status(service string) scheduler.Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return scheduler.Status{Service: service, Ready: f.ready[service], Total: f.ready[service]}
+}
+
+func (f *fakeScheduler) applies() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.applied)
+}
+
+func (f *fakeScheduler) failVersion(v int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failVersions[v] = true
+}
+
+func (f *fakeScheduler) lastApply() scheduler.Deployment {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.applied[len(f.applied)-1]
+}
+
+type harness struct {
+	t     *testing.T
+	data  string
+	st    *store.Store
+	sched *fakeScheduler
+	m     *Manager
+	stop  func()
+}
+
+func newHarness(t *testing.T, data string) *harness {
+	t.Helper()
+	if data == "" {
+		data = t.TempDir()
+	}
+	os.MkdirAll(filepath.Join(data, "tmp"), 0o755)
+	st, err := store.Open(context.Background(), filepath.Join(data, "easd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := bundle.OpenStore(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, data: data, st: st, sched: newFakeScheduler()}
+	h.m = New(Options{DataDir: data, Store: st, Bundles: bs, Scheduler: h.sched, EndpointURL: "http://127.0.0.1:1", RuntimeVersion: "test"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.m.Run(ctx) }()
+	h.stop = func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		st.Close()
+	}
+	t.Cleanup(func() {
+		if h.stop != nil {
+			h.stop()
+		}
+	})
+	return h
+}
+
+func (h *harness) close() { h.stop(); h.stop = nil }
+
+// wait follows the service's events until it settles and returns its description
+// (nil once it is deleted).
+func (h *harness) wait(name string) *api.Service {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := h.m.Follow(ctx, name, 0, func(api.Event) error { return nil }); err != nil {
+		h.t.Fatalf("follow %s: %v", name, err)
+	}
+	s, err := h.m.Describe(ctx, name)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return s
+}
+
+func (h *harness) events(name string) string {
+	evs, err := h.m.Events(context.Background(), name, 0)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, e := range evs {
+		fmt.Fprintf(&b, "%s|", e.Message)
+	}
+	return b.String()
+}
+
+func writeModel(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLifecycle(t *testing.T) {
+	h := newHarness(t, "")
+	ctx := context.Background()
+	model := writeModel(t, t.TempDir(), "m.onnx", "model v1")
+	doc := fmt.Sprintf(`{"name":"svc","model_path":%q,"processor":"onnx_cpu","metadata":{"instance":2}}`, model)
+
+	out, err := h.m.Create(ctx, []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.AccessToken == "" || out.Status != api.StatusCreating {
+		t.Fatalf("create answer: %+v", out)
+	}
+	s := h.wait("svc")
+	if s.Status != api.StatusRunning || s.RunningInstance != 2 || !strings.HasPrefix(s.Image, "sha256:") || s.Processor != "onnx_cpu" {
+		t.Fatalf("after create: %+v\n%s", s, h.events("svc"))
+	}
+	if d := h.sched.lastApply(); d.Version != 1 || d.Replicas != 2 || !strings.Contains(d.BundleDir, strings.TrimPrefix(s.Image, "sha256:")) {
+		t.Fatalf("apply: %+v", d)
+	}
+	for _, want := range []string{"Service is now creating", "Downloading model", "Bundle sealed", "Service is running"} {
+		if !strings.Contains(h.events("svc"), want) {
+			t.Fatalf("events lack %q: %s", want, h.events("svc"))
+		}
+	}
+	if _, err := h.m.Create(ctx, []byte(doc)); !errors.Is(err, ErrExists) {
+		t.Fatalf("second create: %v, want ErrExists", err)
+	}
+
+	// Scaling alone keeps the version and the bundle.
+	if _, err := h.m.Modify(ctx, "svc", []byte(`{"metadata":{"instance":3}}`)); err != nil {
+		t.Fatal(err)
+	}
+	s2 := h.wait("svc")
+	if s2.Version != 1 || s2.Image != s.Image || s2.RunningInstance != 3 {
+		t.Fatalf("after scale: %+v", s2)
+	}
+
+	// A new model that fails to start leaves version 1 serving, and says so.
+	model2 := writeModel(t, t.TempDir(), "m.onnx", "model v2")
+	h.sched.failVersion(2)
+	if _, err := h.m.Modify(ctx, "svc", []byte(fmt.Sprintf(`{"model_path":%q}`, model2))); err != nil {
+		t.Fatal(err)
+	}
+	s3 := h.wait("svc")
+	if s3.Status != api.StatusRunning || s3.Version != 1 || s3.Image != s.Image || !strings.Contains(s3.Message, "version 1 keeps serving") {
+		t.Fatalf("after failed update: %+v", s3)
+	}
+
+	// A good update moves to a new version and bundle.
+	model3 := writeModel(t, t.TempDir(), "m.onnx", "model v3")
+	if _, err := h.m.Modify(ctx, "svc", []byte(fmt.Sprintf(`{"model_path":%q}`, model3))); err != nil {
+		t.Fatal(err)
+	}
+	s4 := h.wait("svc")
+	if s4.Status != api.StatusRunning || s4.Version != 3 || s4.Image == s.Image || s4.Message != "" {
+		t.Fatalf("after update: %+v", s4)
+	}
+
+	if _, err := h.m.Stop(ctx, "svc"); err != nil {
+		t.Fatal(err)
+	}
+	if s := h.wait("svc"); s.Status != api.StatusStopped || s.RunningInstance != 0 {
+		t.Fatalf("after stop: %+v", s)
+	}
+	if _, err := h.m.Start(ctx, "svc"); err != nil {
+		t.Fatal(err)
+	}
+	if s := h.wait("svc"); s.Status != api.StatusRunning || s.Image != s4.Image {
+		t.Fatalf("after start: %+v", s)
+	}
+	if _, err := h.m.Start(ctx, "svc"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("start while running: %v, want ErrConflict", err)
+	}
+
+	if _, err := h.m.Delete(ctx, "svc"); err != nil {
+		t.Fatal(err)
+	}
+	h.wait("svc")
+	if _, err := h.m.Describe(ctx, "svc"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after delete: %v, want ErrNotFound", err)
+	}
+}
+
+func TestResumeRunningWithoutRefetch(t *testing.T) {
+	data := t.TempDir()
+	modelDir := t.TempDir()
+	model := writeModel(t, modelDir, "m.onnx", "model")
+	h := newHarness(t, data)
+	doc := fmt.Sprintf(`{"name":"svc","model_path":%q,"processor":"onnxruntime_cpu"}`, model)
+	if _, err := h.m.Create(context.Background(), []byte(doc)); err != nil {
+		t.Fatal(err)
+	}
+	before := h.wait("svc")
+	h.close()
+
+	// The model is gone: a restart must not need it.
+	os.Remove(model)
+	h2 := newHarness(t, data)
+	waitFor(t, func() bool { return h2.sched.applies() > 0 })
+	after, err := h2.m.Describe(context.Background(), "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Status != api.StatusRunning || after.AccessToken != before.AccessToken || after.Image != before.Image {
+		t.Fatalf("after restart: %+v, before %+v", after, before)
+	}
+	if d := h2.sched.lastApply(); d.Version != 1 || d.Replicas != 1 {
+		t.Fatalf("restart applied %+v", d)
+	}
+}
+
+func TestBadCreate(t *testing.T) {
+	h := newHarness(t, "")
+	cases := []struct{ doc, says string }{
+		{`{"name":"a"}`, "model_path: required"},
+		{`{"name":"a","model_path":"/m.onnx","processor":"pytorch_cpu_1.6"}`, "processor"},
+		{`{"name":"a","model_path":"/m.onnx","processor":"onnx","metadata":{"instance":0}}`, "metadata.instance"},
+	}
+	for _, c := range cases {
+		_, err := h.m.Create(context.Background(), []byte(c.doc))
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%s: %v, want ErrInvalid mentioning %q", c.doc, err, c.says)
+		}
+	}
+}
+
+func waitFor(t *testing.T, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
