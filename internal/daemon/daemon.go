@@ -26,6 +26,7 @@ import (
 	"github.com/openeas/openeas/internal/bundle"
 	"github.com/openeas/openeas/internal/deploy"
 	"github.com/openeas/openeas/internal/gateway"
+	"github.com/openeas/openeas/internal/metrics"
 	"github.com/openeas/openeas/internal/plugin"
 	"github.com/openeas/openeas/internal/scheduler"
 	"github.com/openeas/openeas/internal/store"
@@ -107,17 +108,32 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	tokens := newTokenTable()
-	gw := gateway.New(gateway.Options{Services: tokens, Logger: log})
+	mets := metrics.New()
+	gw := gateway.New(gateway.Options{Services: tokens, Logger: log, Observer: mets})
 	defer gw.Close()
+	mets.SetInFlightSource(gw.EachInFlight)
+	serviceGone := func(service, token string, exists bool) {
+		tokens.set(service, token, exists)
+		if !exists {
+			gw.SetRateLimit(service, 0)
+			mets.Forget(service)
+		}
+	}
 	var mgr *deploy.Manager
 	sched := scheduler.NewLocal(scheduler.Options{
-		WorkerBinary: worker, WorkerArgs: o.WorkerArgs, Router: router{gw}, Logger: log,
-		Events: func(service, typ, msg string) { mgr.SchedulerEvent(service, typ, msg) },
+		WorkerBinary: worker, WorkerArgs: o.WorkerArgs, Router: router{gw, mets}, Logger: log,
+		Events: func(service, typ, msg string) {
+			if isRestart(typ, msg) {
+				mets.WorkerRestart(service)
+			}
+			mgr.SchedulerEvent(service, typ, msg)
+		},
 	})
 	mgr = deploy.New(deploy.Options{
 		DataDir: o.DataDir, Store: st, Bundles: bundles, Scheduler: sched,
 		Plugins: plugin.Resolver{BladeBinary: blade}, Logger: log, EndpointURL: endpoint,
-		RuntimeVersion: runtimeVersion(blade), TokenChanged: tokens.set, PluginEnv: o.PluginEnv,
+		RuntimeVersion: runtimeVersion(blade), TokenChanged: serviceGone, RateLimitChanged: gw.SetRateLimit,
+		PluginEnv: o.PluginEnv,
 	})
 	apis := apiserver.New(apiserver.Options{
 		Manager: mgr, AdminToken: adminToken, Logger: log,
@@ -128,6 +144,9 @@ func Run(ctx context.Context, o Options) error {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v2/", apis)
 	mux.Handle("/api/predict/", gw)
+	// Unauthenticated like /healthz: it names services and counts, never tokens or data.
+	// easd listens on loopback unless told otherwise.
+	mux.Handle("GET /metrics", mets.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 
@@ -262,8 +281,11 @@ func (t *tokenTable) Lookup(service string) (string, bool) {
 }
 
 // router adapts the gateway to the scheduler's Router (each package keeps its own
-// Endpoint type, so neither imports the other).
-type router struct{ gw *gateway.Gateway }
+// Endpoint type, so neither imports the other) and keeps eas_ready_instances.
+type router struct {
+	gw   *gateway.Gateway
+	mets *metrics.Metrics
+}
 
 func (r router) SetEndpoints(service string, eps []scheduler.Endpoint) {
 	out := make([]gateway.Endpoint, len(eps))
@@ -271,4 +293,11 @@ func (r router) SetEndpoints(service string, eps []scheduler.Endpoint) {
 		out[i] = gateway.Endpoint{ID: e.ID, Addr: e.Addr, Version: e.Version}
 	}
 	r.gw.SetEndpoints(service, out)
+	r.mets.SetReady(service, len(eps))
+}
+
+// isRestart reports whether a scheduler event says an instance exited unexpectedly and
+// is being restarted (the scheduler's "instance ID: WHY; restarting in DELAY").
+func isRestart(typ, msg string) bool {
+	return typ == "Warning" && strings.Contains(msg, "; restarting in ")
 }
