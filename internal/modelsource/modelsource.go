@@ -1,5 +1,6 @@
-// Package modelsource fetches a service's model_path (a local path, file://, http:// or https://)
-// into a fresh local directory, unpacks archives safely, and computes deterministic tree digests.
+// Package modelsource fetches a service's model_path (a local path, file://, http://, https://,
+// oss:// or s3://) into a fresh local directory, unpacks archives safely, and computes
+// deterministic tree digests.
 //
 // Every fetch produces a private copy: a directory model_path is copied, never linked, so a user
 // editing their files later cannot change a model that is already deployed.
@@ -17,6 +18,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/openeas/openeas/internal/objstore"
 )
 
 // Defaults for the Options limits.
@@ -41,6 +44,13 @@ type Options struct {
 	HTTPClient *http.Client
 	// Logger receives progress messages; nil means slog.Default().
 	Logger *slog.Logger
+	// OSS and S3 say where oss:// and s3:// model paths live and how to sign requests
+	// (the zero value: anonymous AWS S3).
+	OSS, S3 objstore.Config
+	// ObjectCache, when set, keeps every downloaded object by identity (endpoint, bucket, key,
+	// ETag, size), so fetching the same object again makes no download. It should be on the
+	// same filesystem as Dir: fetched trees hard-link the cached files.
+	ObjectCache string
 }
 
 func (o Options) withDefaults() Options {
@@ -71,14 +81,20 @@ type Fetched struct {
 	// Source is model_path with any credentials (user info, signature query values) removed,
 	// fit for logs and manifests.
 	Source string
+	// Objects is how many objects an oss:// or s3:// model was made of, CachedObjects how
+	// many of them came from Options.ObjectCache without a download, and DownloadedBytes what
+	// was downloaded from object storage.
+	Objects, CachedObjects int
+	DownloadedBytes        int64
 }
 
 // Fetch copies, downloads and/or unpacks modelPath into a new directory under opts.Dir.
 //
-// Supported: a local file or directory, file:///abs/path, http:// and https://. Files whose
-// name ends in .tar.gz, .tgz, .tar.bz2, .tar or .zip are unpacked; any other file becomes the
-// single file of the tree, under its own name. oss:// and s3:// are recognised and refused with
-// ErrUnsupported. Cancelling ctx stops a download or copy and removes the partial result.
+// Supported: a local file or directory, file:///abs/path, http://, https://, and
+// oss://bucket/key or s3://bucket/key (a key ending in "/" is a directory: every object under
+// it). Files whose name ends in .tar.gz, .tgz, .tar.bz2, .tar or .zip are unpacked; any other
+// file becomes the single file of the tree, under its own name. Cancelling ctx stops a download
+// or copy and removes the partial result.
 func Fetch(ctx context.Context, modelPath string, opts Options) (*Fetched, error) {
 	opts = opts.withDefaults()
 	if opts.Dir == "" {
@@ -106,7 +122,8 @@ func Fetch(ctx context.Context, modelPath string, opts Options) (*Fetched, error
 	}
 	lim := &limits{maxBytes: opts.MaxBytes, maxFiles: opts.MaxFiles}
 
-	if err := fetchInto(ctx, modelPath, source, opts.Dir, tree, lim, opts); err != nil {
+	var st objectStats
+	if err := fetchInto(ctx, modelPath, source, opts.Dir, tree, lim, opts, &st); err != nil {
 		return nil, err
 	}
 	files, err := listFiles(tree)
@@ -122,10 +139,11 @@ func Fetch(ctx context.Context, modelPath string, opts Options) (*Fetched, error
 	}
 	opts.Logger.Info("model fetched", "source", source, "files", len(files), "bytes", lim.bytes, "digest", digest)
 	ok = true
-	return &Fetched{Dir: tree, Digest: digest, Files: files, Source: source}, nil
+	return &Fetched{Dir: tree, Digest: digest, Files: files, Source: source,
+		Objects: st.objects, CachedObjects: st.cached, DownloadedBytes: st.downloaded}, nil
 }
 
-func fetchInto(ctx context.Context, modelPath, source, scratch, tree string, lim *limits, opts Options) error {
+func fetchInto(ctx context.Context, modelPath, source, scratch, tree string, lim *limits, opts Options, st *objectStats) error {
 	scheme := ""
 	if i := strings.Index(modelPath, "://"); i > 0 {
 		scheme = strings.ToLower(modelPath[:i])
@@ -148,9 +166,9 @@ func fetchInto(ctx context.Context, modelPath, source, scratch, tree string, lim
 	case "http", "https":
 		return fetchHTTP(ctx, modelPath, source, scratch, tree, lim, opts)
 	case "oss", "s3":
-		return fmt.Errorf("%w: %s:// model paths are not supported yet (planned: object storage issue)", ErrUnsupported, scheme)
+		return fetchObject(ctx, modelPath, scratch, tree, lim, opts, st)
 	default:
-		return fmt.Errorf("%w: model_path %s: scheme %q is not supported (use a local path, file://, http:// or https://)", ErrUnsupported, source, scheme)
+		return fmt.Errorf("%w: model_path %s: scheme %q is not supported (use a local path, file://, http://, https://, oss:// or s3://)", ErrUnsupported, source, scheme)
 	}
 }
 

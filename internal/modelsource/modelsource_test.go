@@ -359,8 +359,10 @@ func TestFetchLocal(t *testing.T) {
 		{filepath.Join(src, "missing"), "no such file or directory"},
 		{"file://" + filepath.Join(src, "missing.tar.gz"), "no such file or directory"},
 		{"file://host/x", `must name a local absolute path`},
-		{"oss://bucket/models/m.tar.gz", "oss:// model paths are not supported yet (planned: object storage issue)"},
-		{"s3://bucket/m.onnx", "s3:// model paths are not supported yet"},
+		{"oss://b/m.onnx", `bucket name "b": want 3 to 63 characters`},
+		{"oss://user:pw@bucket/m.onnx", "credentials in the URL are not allowed"},
+		{"s3://bucket/m.onnx?x=1", "query strings and fragments are not allowed"},
+		{"s3://bucket//m.onnx", "empty path element in key"},
 		{"ftp://host/m.onnx", `scheme "ftp" is not supported`},
 		{"", "model_path is empty"},
 		{filepath.Join(t.TempDir()), "no files found"},
@@ -373,8 +375,8 @@ func TestFetchLocal(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Fetch(context.Background(), "oss://b/m", fetchOpts(t)); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("oss error %v is not ErrUnsupported", err)
+	if _, err := Fetch(context.Background(), "ftp://host/m", fetchOpts(t)); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("ftp error %v is not ErrUnsupported", err)
 	}
 }
 
