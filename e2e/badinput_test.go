@@ -167,6 +167,14 @@ func TestKill9MidDeploy(t *testing.T) {
 	if !strings.Contains(d2.eventText("slow"), "resuming") {
 		t.Errorf("no event says the deploy was resumed:\n%s", d2.eventText("slow"))
 	}
+
+	// Workers die with easd too, however it exits.
+	workers := workerPIDs(t, "slow")
+	if len(workers) != 1 {
+		t.Fatalf("worker processes %v, want one", workers)
+	}
+	d2.kill9()
+	waitFor(t, 10*time.Second, "the worker to die with easd", func() bool { return len(workerPIDs(t, "slow")) == 0 })
 }
 
 func isZombie(pid int) bool {
