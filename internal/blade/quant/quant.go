@@ -28,6 +28,10 @@ type Target struct {
 	// WeightError is ‖W − deq(q(W))‖/‖W‖ for the chosen weight scheme: the ranking used to
 	// send the most sensitive nodes back to float first.
 	WeightError float64
+	// Inputs are all activation inputs the node quantizes (static targets).
+	Inputs []string
+	// Sensitivity is the node's own share of the output error (see RankBySensitivity).
+	Sensitivity float64
 }
 
 // Clone deep-copies a model so rewrites never touch the caller's.
@@ -179,4 +183,39 @@ func ensureMSOpset(g *onnx.Graph) {
 	if g.Opset(MSDomain) == 0 {
 		g.SetOpset(MSDomain, 1)
 	}
+}
+
+// ExposeTensors makes the named values graph outputs of m (typed float, shape left to the
+// runtime), so a session can fetch intermediate activations for statistics. It returns the
+// names actually exposed: graph inputs and existing outputs are fetched as they are.
+func ExposeTensors(m *onnxpb.ModelProto, names []string) []string {
+	g := m.GetGraph()
+	have := map[string]bool{}
+	for _, o := range g.GetOutput() {
+		have[o.GetName()] = true
+	}
+	var out []string
+	for _, n := range names {
+		out = append(out, n)
+		if have[n] {
+			continue
+		}
+		isInput := false
+		for _, in := range g.GetInput() {
+			isInput = isInput || in.GetName() == n
+		}
+		if isInput {
+			// A graph input cannot be an output as well; its statistics come from the feed.
+			out = out[:len(out)-1]
+			continue
+		}
+		have[n] = true
+		name := n
+		elem := int32(onnxpb.TensorProto_FLOAT)
+		g.Output = append(g.Output, &onnxpb.ValueInfoProto{
+			Name: &name,
+			Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{TensorType: &onnxpb.TypeProto_Tensor{ElemType: &elem}}},
+		})
+	}
+	return out
 }

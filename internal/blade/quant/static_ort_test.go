@@ -1,0 +1,224 @@
+package quant
+
+import (
+	"context"
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/openeas/openeas/internal/blade/onnx"
+	"github.com/openeas/openeas/internal/blade/onnx/onnxpb"
+	"github.com/openeas/openeas/internal/blade/passes"
+	"github.com/openeas/openeas/internal/ort"
+	"github.com/openeas/openeas/internal/tensor"
+)
+
+const clsModel = "../../../.cache/models/ocr-1.4.2/ch_ppocr_mobile_v2.0_cls_infer.onnx"
+
+// needORT initializes ONNX Runtime from OPENEAS_ORT_LIB or skips the test.
+func needORT(t *testing.T) {
+	t.Helper()
+	lib := os.Getenv("OPENEAS_ORT_LIB")
+	if lib == "" {
+		t.Skip("OPENEAS_ORT_LIB is not set: skipping tests that need the ONNX Runtime library (run scripts/fetch-deps.sh)")
+	}
+	if err := ort.Init(lib); err != nil {
+		t.Fatalf("ort.Init(%s): %v", lib, err)
+	}
+}
+
+type feed = map[string]*tensor.Tensor
+
+// uniformTensor fills shape with values uniform in [lo, hi) from seed.
+func uniformTensor(shape []int64, lo, hi float64, seed uint64) *tensor.Tensor {
+	r := rand.New(rand.NewPCG(seed, 11))
+	n := tensor.NumElements(shape)
+	b := make([]byte, 4*n)
+	for i := range n {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(float32(lo+(hi-lo)*r.Float64())))
+	}
+	return &tensor.Tensor{DType: tensor.Float, Shape: shape, Data: b}
+}
+
+func saveTemp(t *testing.T, m *onnxpb.ModelProto, name string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := onnx.Save(m, p, 0); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// runAll runs the model at path on every feed and returns the named outputs (all when nil).
+func runAll(t *testing.T, path string, feeds []feed, outputs []string, level string) []feed {
+	t.Helper()
+	s, err := ort.NewSession(path, ort.SessionOptions{GraphOptimizationLevel: level})
+	if err != nil {
+		t.Fatalf("load %s: %v", path, err)
+	}
+	defer s.Close()
+	var res []feed
+	for i, f := range feeds {
+		out, err := s.Run(context.Background(), f, outputs)
+		if err != nil {
+			t.Fatalf("run %s on sample %d: %v", path, i, err)
+		}
+		res = append(res, out)
+	}
+	return res
+}
+
+// calibrate runs m with every activation Static needs exposed and returns the calibration.
+func calibrate(t *testing.T, m *onnxpb.ModelProto, feeds []feed, percentile float64, seed map[string]Range) *Calibration {
+	t.Helper()
+	aug := Clone(m)
+	names := ExposeTensors(aug, StaticActivations(m))
+	path := saveTemp(t, aug, "stats.onnx")
+	c := NewCollector()
+	outs := runAll(t, path, feeds, names, "")
+	for i, o := range outs {
+		for _, n := range names {
+			c.Add(n, o[n])
+		}
+		for n, v := range feeds[i] {
+			c.Add(n, v)
+		}
+	}
+	if percentile > 0 {
+		for i, o := range outs {
+			for _, n := range names {
+				c.AddHistogram(n, o[n])
+			}
+			for n, v := range feeds[i] {
+				c.AddHistogram(n, v)
+			}
+		}
+	}
+	cal, err := c.Calibration(percentile, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cal
+}
+
+// optimizedOps saves ORT's optimized graph of path (level extended) and counts its op types.
+func optimizedOps(t *testing.T, path string) map[string]int {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "ort-optimized.onnx")
+	s, err := ort.NewSession(path, ort.SessionOptions{GraphOptimizationLevel: "extended", OptimizedModelPath: out})
+	if err != nil {
+		t.Fatalf("optimize %s: %v", path, err)
+	}
+	s.Close()
+	m, err := onnx.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]int{}
+	for _, n := range m.GetGraph().GetNode() {
+		ops[n.GetOpType()]++
+	}
+	return ops
+}
+
+func cosine(a, b *tensor.Tensor) float64 {
+	va, _ := float32s(a)
+	vb, _ := float32s(b)
+	var dot, na, nb float64
+	for i := range va {
+		dot += float64(va[i]) * float64(vb[i])
+		na += float64(va[i]) * float64(va[i])
+		nb += float64(vb[i]) * float64(vb[i])
+	}
+	if na == 0 || nb == 0 {
+		return 0
+	}
+	return dot / math.Sqrt(na*nb)
+}
+
+func argmaxRows(t *tensor.Tensor) []int {
+	v, _ := float32s(t)
+	cols := int(t.Shape[len(t.Shape)-1])
+	var out []int
+	for r := 0; r+cols <= len(v); r += cols {
+		best := 0
+		for j := 1; j < cols; j++ {
+			if v[r+j] > v[r+best] {
+				best = j
+			}
+		}
+		out = append(out, best)
+	}
+	return out
+}
+
+func clsPrepared(t *testing.T) *onnxpb.ModelProto {
+	t.Helper()
+	if _, err := os.Stat(clsModel); err != nil {
+		t.Skipf("PaddleOCR models not fetched (scripts/fetch-deps.sh): %v", err)
+	}
+	m, err := onnx.Load(clsModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = NameNodes(m)
+	if _, err := passes.Run(onnx.ModelGraph(m), passes.Lossless()); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func clsFeeds(n int, seed uint64) []feed {
+	var out []feed
+	for i := range n {
+		out = append(out, feed{"x": uniformTensor([]int64{1, 3, 48, 192}, -1, 1, seed+uint64(i))})
+	}
+	return out
+}
+
+func TestStaticOnOCRClassifier(t *testing.T) {
+	needORT(t)
+	m := clsPrepared(t)
+	cal := calibrate(t, m, clsFeeds(8, 100), 0, map[string]Range{"x": {-1, 1}})
+	qm, done, err := Static(m, StaticConfig{Calibration: cal, BiasCorrection: true, ReduceRange: NeedsReducedRange()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(done) == 0 {
+		t.Fatal("nothing quantized")
+	}
+	fp := saveTemp(t, m, "float.onnx")
+	qp := saveTemp(t, qm, "int8.onnx")
+	ops := optimizedOps(t, qp)
+	t.Logf("quantized %d nodes; ORT optimized ops: %v", len(done), ops)
+	if ops["QLinearConv"] == 0 {
+		t.Errorf("ORT formed no QLinearConv from the QDQ model: %v", ops)
+	}
+	test := clsFeeds(16, 900)
+	ref := runAll(t, fp, test, nil, "")
+	got := runAll(t, qp, test, nil, "all")
+	agree, rows := 0, 0
+	for i := range test {
+		for name, r := range ref[i] {
+			if c := cosine(got[i][name], r); c < 0.99 {
+				t.Errorf("sample %d output %s: cosine %.5f < 0.99", i, name, c)
+			}
+			// Random inputs put this 2-class model near a tie: a flipped class only counts
+			// against it where the float scores are clearly apart.
+			a, b := argmaxRows(got[i][name]), argmaxRows(r)
+			rv, _ := float32s(r)
+			for k := range a {
+				rows++
+				if a[k] == b[k] {
+					agree++
+				} else if margin := math.Abs(float64(rv[2*k] - rv[2*k+1])); margin > 0.1 {
+					t.Errorf("sample %d row %d: class %d became %d with a float margin of %.3f", i, k, b[k], a[k], margin)
+				}
+			}
+		}
+	}
+	t.Logf("top-1 agreement %d/%d", agree, rows)
+}
