@@ -37,6 +37,7 @@ npm_extract() { # npm_extract PKG@VER DEST FILE... : pack PKG, copy FILEs (paths
 need npm || apt_install nodejs npm
 need curl || apt_install curl
 need gcc || apt_install gcc libc6-dev
+apt_install libonnx-testdata # ONNX backend test suite: Blade's conformance test (internal/blade/conformance)
 
 ort="$cache/onnxruntime/$ORT_VERSION"
 if [ ! -f "$ort/libonnxruntime.so.1" ]; then
