@@ -58,6 +58,7 @@ var commands = []command{
 	{"delete", "NAME [-y]", "delete a service"},
 	{"events", "NAME", "show a service's events"},
 	{"version", "", "show client and server versions"},
+	{"bench", "NAME -c CONC (-n N | -d DURATION) --data FILE [--content-type T] [-o json]", "load-test a service: throughput, latency percentiles, errors by status"},
 }
 
 type runner func(ctx context.Context, c *cli, args []string) error
@@ -66,7 +67,7 @@ func runners() map[string]runner {
 	return map[string]runner{
 		"config": runConfig, "create": runCreate, "list": runList, "desc": runDesc,
 		"modify": runModify, "start": runStart, "stop": runStop, "delete": runDelete,
-		"events": runEvents, "version": runVersion,
+		"events": runEvents, "version": runVersion, "bench": runBench,
 	}
 }
 
