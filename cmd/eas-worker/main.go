@@ -40,8 +40,13 @@ func run(args []string) int {
 	allowRemote := fs.Bool("allow-remote", false, "allow a --listen address that is not loopback")
 	ortLib := fs.String("ort-lib", "", "ONNX Runtime library (default: $"+envORTLib+", else libonnxruntime.so.1 next to this executable)")
 	maxBody := fs.Int64("max-body", worker.DefaultMaxBody, "largest request body in bytes (larger: HTTP 413)")
-	timeout := fs.Duration("timeout", 0, "per-request limit, e.g. 5s (exceeded: HTTP 408); 0 means none")
-	warmUp := fs.Bool("warm-up", true, "run one synthetic request before reporting ready")
+	timeout := fs.Duration("timeout", 0, "keepalive: per-request limit from arrival, queueing included, e.g. 5s (exceeded: HTTP 408, inference cancelled); 0 means none")
+	threads := fs.Int("worker-threads", worker.DefaultWorkerThreads, "inferences run at once (metadata.rpc.worker_threads)")
+	maxQueue := fs.Int("max-queue", worker.DefaultMaxQueueSize, "requests that may wait beyond those running; more: HTTP 450 (metadata.rpc.max_queue_size)")
+	batching := fs.Bool("batching", false, "merge concurrent requests along the batch dimension (metadata.rpc.batching); the model's inputs and outputs need a dynamic first dimension")
+	maxBatch := fs.Int("max-batch-size", worker.DefaultMaxBatchSize, "most rows in one merged inference (metadata.rpc.max_batch_size)")
+	batchWait := fs.Duration("max-batch-timeout", worker.DefaultMaxBatchWait, "how long a batch waits to fill (metadata.rpc.max_batch_timeout)")
+	warmUp := fs.Bool("warm-up", true, "run one synthetic request before reporting ready when the bundle has no warm-up data")
 	debug := fs.Bool("debug", false, "log at debug level")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: eas-worker --bundle DIR --name SERVICE [flags]\n\nFlags:\n")
@@ -57,8 +62,8 @@ func run(args []string) int {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("service", *name)
 
-	if *bundleDir == "" || *name == "" || *maxBody <= 0 {
-		fmt.Fprintln(os.Stderr, "eas-worker: --bundle and --name are required and --max-body must be positive")
+	if *bundleDir == "" || *name == "" || *maxBody <= 0 || *threads < 1 || *maxQueue < 1 || *maxBatch < 1 || *batchWait < 0 || *timeout < 0 {
+		fmt.Fprintln(os.Stderr, "eas-worker: --bundle and --name are required; --max-body, --worker-threads, --max-queue and --max-batch-size must be positive; --max-batch-timeout and --timeout must not be negative")
 		fs.Usage()
 		return 2
 	}
@@ -99,6 +104,11 @@ func run(args []string) int {
 		},
 		MaxBody:         *maxBody,
 		RequestTimeout:  *timeout,
+		WorkerThreads:   *threads,
+		MaxQueueSize:    *maxQueue,
+		Batching:        *batching,
+		MaxBatchSize:    *maxBatch,
+		MaxBatchWait:    *batchWait,
 		ShutdownTimeout: 30 * time.Second,
 		WarmUp:          *warmUp,
 		Events:          os.Stdout,

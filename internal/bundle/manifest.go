@@ -25,6 +25,9 @@ type Manifest struct {
 	ModelPath   string               `json:"model_path"`   // where it was fetched from (credentials stripped)
 	Plugins     []PluginRun          `json:"plugins,omitempty"`
 	Created     time.Time            `json:"created"`
+	// WarmUpData lists the warm-up request files fetched from warm_up_data_path, as
+	// slash-separated paths under warmup/ in the order workers replay them (docs/serving.md).
+	WarmUpData []string `json:"warm_up_data,omitempty"`
 }
 
 // PluginRun records one plugin step of the pipeline that produced the bundle.

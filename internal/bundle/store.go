@@ -25,6 +25,7 @@ const (
 
 	ModelDir   = "model"   // inside a bundle: the model to serve
 	ReportsDir = "reports" // inside a bundle: one JSON report per plugin run
+	WarmUpDir  = "warmup"  // inside a bundle: the warm-up requests (Manifest.WarmUpData)
 )
 
 // Sentinel errors, checked with errors.Is.
@@ -99,6 +100,28 @@ func (s *Store) ClearTmp() error {
 //
 // m.Schema 0 means 1; m.Created zero means now. m.ModelEntry must name a file in modelDir.
 func (s *Store) Seal(ctx context.Context, modelDir string, m Manifest, reports map[string][]byte) (string, error) {
+	return s.SealWarmUp(ctx, modelDir, "", m, reports)
+}
+
+// SealWarmUp is Seal that also copies the tree warmUpDir (the fetched warm_up_data_path; ""
+// for none) into the bundle's warmup/ directory and lists its files, sorted, in
+// m.WarmUpData, which must be empty on the way in.
+func (s *Store) SealWarmUp(ctx context.Context, modelDir, warmUpDir string, m Manifest, reports map[string][]byte) (string, error) {
+	if len(m.WarmUpData) > 0 {
+		return "", errors.New("seal bundle: manifest warm_up_data is set by SealWarmUp, not by the caller")
+	}
+	if warmUpDir != "" {
+		files, err := modelsource.ListFiles(warmUpDir)
+		if err != nil {
+			return "", fmt.Errorf("seal bundle: warm-up data: %w", err)
+		}
+		if len(files) == 0 {
+			return "", fmt.Errorf("seal bundle: warm-up data %s holds no files", warmUpDir)
+		}
+		for _, f := range files {
+			m.WarmUpData = append(m.WarmUpData, path.Join(WarmUpDir, f))
+		}
+	}
 	if err := s.checkManifest(modelDir, &m, reports); err != nil {
 		return "", fmt.Errorf("seal bundle: %w", err)
 	}
@@ -109,6 +132,11 @@ func (s *Store) Seal(ctx context.Context, modelDir string, m Manifest, reports m
 	defer modelsource.RemoveAll(work) // a no-op once renamed into place
 	if err := modelsource.CopyTree(ctx, modelDir, filepath.Join(work, ModelDir)); err != nil {
 		return "", fmt.Errorf("seal bundle: copy model: %w", err)
+	}
+	if warmUpDir != "" {
+		if err := modelsource.CopyTree(ctx, warmUpDir, filepath.Join(work, WarmUpDir)); err != nil {
+			return "", fmt.Errorf("seal bundle: copy warm-up data: %w", err)
+		}
 	}
 	if err := os.Mkdir(filepath.Join(work, ReportsDir), 0o755); err != nil {
 		return "", fmt.Errorf("seal bundle: %w", err)

@@ -35,8 +35,8 @@ const (
 		"the bundled ONNX Runtime is a CPU-only build; use onnxruntime_cpu"
 	whyPyTorch = "the PyTorch processor is not available in this build: " +
 		"TorchScript serving through libtorch is planned; export the model to ONNX and use onnxruntime_cpu"
-	whyTensorFlow = "the TensorFlow processor is not available in this build: " +
-		"frozen GraphDef models will be converted to ONNX at deploy time (planned); use onnxruntime_cpu"
+	whyTensorFlowGPU = "the tensorflow_gpu processors are not available in this build: " +
+		"TensorFlow graphs are converted to ONNX and served by a CPU-only ONNX Runtime; use tensorflow_cpu_<version> (e.g. tensorflow_cpu_1.15)"
 )
 
 var (
@@ -65,7 +65,12 @@ func buildProcessorTable() map[string]ProcessorInfo {
 		}
 		for _, v := range tensorflowVersions {
 			n := "tensorflow_" + dev + "_" + v
-			t[n] = ProcessorInfo{Name: n, Family: FamilyTensorFlow, Runtime: "onnxruntime", GPU: dev == "gpu", Why: whyTensorFlow}
+			// TF graphs are converted to ONNX at deploy time (internal/tf) and served on CPU.
+			tfInfo := ProcessorInfo{Name: n, Family: FamilyTensorFlow, Runtime: "onnxruntime", GPU: dev == "gpu", Available: dev == "cpu"}
+			if dev == "gpu" {
+				tfInfo.Why = whyTensorFlowGPU
+			}
+			t[n] = tfInfo
 		}
 	}
 	// Bare family names mean these versions in EAS.

@@ -11,7 +11,6 @@ import (
 
 	"github.com/openeas/openeas/internal/codec"
 	"github.com/openeas/openeas/internal/processor"
-	"github.com/openeas/openeas/internal/tensor"
 )
 
 // StatusClientClosed is the status logged when the client went away (nginx's 499, also EAS's).
@@ -49,6 +48,8 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "model is loading", http.StatusServiceUnavailable)
 		return
 	}
+	ctx, cancel := s.requestContext(r)
+	defer cancel()
 	buf, err := s.readBody(w, r)
 	if err != nil {
 		s.fail(w, r, err, false)
@@ -65,7 +66,7 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err, false)
 		return
 	}
-	outs, err := s.run(r.Context(), md, req.Inputs, req.Outputs)
+	outs, err := s.infer(ctx, md, req.Inputs, req.Outputs)
 	if err != nil {
 		// An abandoned inference may still read the inputs, which alias buf.
 		reuse = !isContextErr(err)
@@ -78,16 +79,6 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeBody(w, http.StatusOK, ct, body)
-}
-
-// run calls the processor under the request timeout.
-func (s *Server) run(ctx context.Context, md *model, in map[string]*tensor.Tensor, out []string) (map[string]*tensor.Tensor, error) {
-	if s.opts.RequestTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.opts.RequestTimeout)
-		defer cancel()
-	}
-	return md.proc.Predict(ctx, in, out)
 }
 
 func writeBody(w http.ResponseWriter, code int, contentType string, body []byte) {
@@ -134,6 +125,8 @@ func statusOf(err error) int {
 	switch {
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrQueueFull):
+		return StatusQueueFull
 	case processor.IsInputError(err):
 		return http.StatusBadRequest
 	case errors.Is(err, context.DeadlineExceeded):

@@ -56,6 +56,8 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
 	if md == nil {
 		return
 	}
+	ctx, cancel := s.requestContext(r)
+	defer cancel()
 	buf, err := s.readBody(w, r)
 	if err != nil {
 		s.fail(w, r, err, true)
@@ -72,7 +74,7 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err, true)
 		return
 	}
-	outs, err := s.run(r.Context(), md, req.Inputs, req.Outputs)
+	outs, err := s.infer(ctx, md, req.Inputs, req.Outputs)
 	if err != nil {
 		reuse = !isContextErr(err) // an abandoned inference may still read the inputs
 		s.fail(w, r, err, true)

@@ -19,13 +19,16 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/openeas/openeas/internal/batcher"
 	"github.com/openeas/openeas/internal/bundle"
 	"github.com/openeas/openeas/internal/codec"
 	"github.com/openeas/openeas/internal/processor"
+	"github.com/openeas/openeas/internal/tensor"
 )
 
 // Opener loads the model file at modelPath with the runtime settings rt.
@@ -38,9 +41,28 @@ type Options struct {
 	Openers   map[string]Opener // by canonical processor name, e.g. "onnxruntime_cpu"
 
 	MaxBody         int64         // request body cap in bytes; default DefaultMaxBody
-	RequestTimeout  time.Duration // per-request limit (→ 408); 0: none besides the client's
 	ShutdownTimeout time.Duration // how long Run drains in-flight requests; default 30s
-	WarmUp          bool          // run one synthetic request before reporting ready
+
+	// metadata.rpc (docs/serving.md). Zero values take EAS's defaults.
+	//
+	// RequestTimeout is the keepalive: the limit on a request from its arrival, time in the
+	// queue included; past it the answer is 408 and the inference is cancelled. 0: none
+	// besides the client's.
+	RequestTimeout time.Duration
+	WorkerThreads  int // inferences at once; default DefaultWorkerThreads
+	// MaxQueueSize is how many more requests may wait; beyond, 450 at once. With Batching a
+	// running inference holds up to MaxBatchSize requests, so an instance holds
+	// WorkerThreads×MaxBatchSize + MaxQueueSize requests in all. Default DefaultMaxQueueSize.
+	MaxQueueSize int
+	// Batching merges concurrent requests along the first dimension (package batcher). Load
+	// fails when the model has an input or output without a dynamic first dimension.
+	Batching     bool
+	MaxBatchSize int           // rows per merged inference; default DefaultMaxBatchSize
+	MaxBatchWait time.Duration // how long a batch waits to fill; default DefaultMaxBatchWait
+
+	// WarmUp runs one synthetic request before reporting ready when the bundle has no
+	// warm-up data (a bundle's warm-up requests always run).
+	WarmUp bool
 
 	Events io.Writer    // where the JSON event lines go (the process's stdout); nil: discarded
 	Logger *slog.Logger // nil: discarded
@@ -59,6 +81,7 @@ type Server struct {
 	opts    Options
 	log     *slog.Logger
 	model   atomic.Pointer[model] // nil until Load succeeds
+	lim     *limiter
 	handler http.Handler
 	bodies  sync.Pool // *[]byte request body buffers
 }
@@ -69,18 +92,27 @@ type model struct {
 	sig           processor.Signature
 	family        codec.Family
 	processorName string
-	metadata      []byte // v2 model metadata answer
+	metadata      []byte           // v2 model metadata answer
+	batcher       *batcher.Batcher // nil unless Options.Batching
 }
 
 // New returns a server for opts; call Load (or Run) to load the model.
 func New(opts Options) *Server {
 	opts.MaxBody = cmp.Or(opts.MaxBody, DefaultMaxBody)
 	opts.ShutdownTimeout = cmp.Or(opts.ShutdownTimeout, DefaultShutdownTimeout)
+	opts.WorkerThreads = max(cmp.Or(opts.WorkerThreads, DefaultWorkerThreads), 1)
+	opts.MaxQueueSize = max(cmp.Or(opts.MaxQueueSize, DefaultMaxQueueSize), 0)
+	opts.MaxBatchSize = max(cmp.Or(opts.MaxBatchSize, DefaultMaxBatchSize), 1)
+	opts.MaxBatchWait = cmp.Or(opts.MaxBatchWait, DefaultMaxBatchWait)
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: opts, log: log}
+	held := opts.WorkerThreads + opts.MaxQueueSize
+	if opts.Batching {
+		held = opts.WorkerThreads*opts.MaxBatchSize + opts.MaxQueueSize
+	}
+	s := &Server{opts: opts, log: log, lim: newLimiter(opts.WorkerThreads, held, opts.MaxQueueSize)}
 	s.handler = s.routes()
 	return s
 }
@@ -91,31 +123,66 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Ready reports whether the model is loaded.
 func (s *Server) Ready() bool { return s.model.Load() != nil }
 
+// LoadInfo describes a successful Load.
+type LoadInfo struct {
+	Duration time.Duration // the whole load, warm-up included
+	// WarmUpRequests is how many requests of the bundle's warm-up data were replayed (0 when
+	// it has none) and WarmUpDuration how long they took.
+	WarmUpRequests int
+	WarmUpDuration time.Duration
+}
+
 // Load reads bundle.json, opens the model with the processor it names, applies the bundle's
-// runtime settings, warms it up if asked, and then starts answering predictions. It returns
-// the time loading took. Calling it again after success is an error.
-func (s *Server) Load(ctx context.Context) (time.Duration, error) {
+// runtime settings, replays the bundle's warm-up requests (or one synthetic request, see
+// Options.WarmUp), and then starts answering predictions. A warm-up request that cannot be
+// decoded or that the model rejects fails the load. Calling Load again after success is an
+// error.
+func (s *Server) Load(ctx context.Context) (LoadInfo, error) {
 	start := time.Now()
 	if s.Ready() {
-		return 0, errors.New("worker: model already loaded")
+		return LoadInfo{}, errors.New("worker: model already loaded")
 	}
 	m, err := ReadManifest(s.opts.BundleDir)
 	if err != nil {
-		return 0, err
+		return LoadInfo{}, err
 	}
 	open := s.opts.Openers[m.Processor]
 	if open == nil {
-		return 0, fmt.Errorf("processor %s is not available in this worker", m.Processor)
+		return LoadInfo{}, fmt.Errorf("processor %s is not available in this worker", m.Processor)
+	}
+	// Read before the model so that a broken file fails fast.
+	warm, err := readWarmUp(s.opts.BundleDir, m.WarmUpData)
+	if err != nil {
+		return LoadInfo{}, err
 	}
 	path := filepath.Join(s.opts.BundleDir, "model", filepath.FromSlash(m.ModelEntry))
 	s.log.Info("loading model", "processor", m.Processor, "model", path)
 	proc, err := open(path, m.Runtime)
 	if err != nil {
-		return 0, fmt.Errorf("load %s with %s: %w", m.ModelEntry, m.Processor, err)
+		return LoadInfo{}, fmt.Errorf("load %s with %s: %w", m.ModelEntry, m.Processor, err)
 	}
 	md := &model{proc: proc, sig: proc.Signature(), family: codec.FamilyOf(m.Processor), processorName: m.Processor}
 	md.metadata = codec.V2ModelMetadata(s.opts.Name, v2Platform(md.family), md.sig)
-	if s.opts.WarmUp {
+	if s.opts.Batching {
+		if err := batcher.Check(md.sig); err != nil {
+			proc.Close()
+			return LoadInfo{}, fmt.Errorf("metadata.rpc.batching: %w", err)
+		}
+		md.batcher = batcher.New(func(ctx context.Context, in map[string]*tensor.Tensor, out []string) (map[string]*tensor.Tensor, error) {
+			return s.lim.run(ctx, proc.Predict, in, out)
+		}, batcher.Options{MaxBatchSize: s.opts.MaxBatchSize, MaxWait: s.opts.MaxBatchWait})
+	}
+	info := LoadInfo{}
+	switch {
+	case len(warm) > 0:
+		t0 := time.Now()
+		if err := s.replay(ctx, md, warm); err != nil {
+			closeModel(md)
+			return LoadInfo{}, err
+		}
+		info.WarmUpRequests, info.WarmUpDuration = len(warm), time.Since(t0)
+		s.log.Info("warm-up done", "requests", len(warm), "took", info.WarmUpDuration.Round(time.Millisecond))
+	case s.opts.WarmUp:
 		if err := warmUp(ctx, md); err != nil {
 			// A model may reject synthetic inputs (value-dependent shapes, say); that is not a
 			// reason to refuse traffic, but worth knowing when the first request is slow.
@@ -123,12 +190,20 @@ func (s *Server) Load(ctx context.Context) (time.Duration, error) {
 		}
 	}
 	if !s.model.CompareAndSwap(nil, md) {
-		proc.Close()
-		return 0, errors.New("worker: model already loaded")
+		closeModel(md)
+		return LoadInfo{}, errors.New("worker: model already loaded")
 	}
-	d := time.Since(start)
-	s.log.Info("model ready", "load", d.Round(time.Millisecond), "inputs", len(md.sig.Inputs), "outputs", len(md.sig.Outputs))
-	return d, nil
+	info.Duration = time.Since(start)
+	s.log.Info("model ready", "load", info.Duration.Round(time.Millisecond), "inputs", len(md.sig.Inputs), "outputs", len(md.sig.Outputs))
+	return info, nil
+}
+
+// closeModel releases md once nothing runs in it: batches still running are waited for.
+func closeModel(md *model) error {
+	if md.batcher != nil {
+		md.batcher.Wait()
+	}
+	return md.proc.Close()
 }
 
 // Close releases the processor. Call it only once no request is in flight (after
@@ -138,7 +213,7 @@ func (s *Server) Close() error {
 	if md == nil {
 		return nil
 	}
-	return md.proc.Close()
+	return closeModel(md)
 }
 
 // ReadManifest reads and checks dir/bundle.json.
@@ -159,6 +234,11 @@ func ReadManifest(dir string) (*bundle.Manifest, error) {
 		return nil, fmt.Errorf("bundle manifest %s: processor is empty", path)
 	case m.ModelEntry == "" || !filepath.IsLocal(filepath.FromSlash(m.ModelEntry)):
 		return nil, fmt.Errorf("bundle manifest %s: model_entry %q is not a relative path inside model/", path, m.ModelEntry)
+	}
+	for i, f := range m.WarmUpData {
+		if !strings.HasPrefix(f, bundle.WarmUpDir+"/") || !filepath.IsLocal(filepath.FromSlash(f)) {
+			return nil, fmt.Errorf("bundle manifest %s: warm_up_data[%d] %q is not a relative path inside %s/", path, i, f, bundle.WarmUpDir)
+		}
 	}
 	return &m, nil
 }
@@ -193,13 +273,13 @@ func Run(ctx context.Context, ln net.Listener, opts Options) error {
 	}
 
 	type result struct {
-		d   time.Duration
-		err error
+		info LoadInfo
+		err  error
 	}
 	loaded := make(chan result, 1)
 	go func() {
-		d, err := s.Load(ctx)
-		loaded <- result{d, err}
+		info, err := s.Load(ctx)
+		loaded <- result{info, err}
 	}()
 	select {
 	case r := <-loaded:
@@ -208,8 +288,12 @@ func Run(ctx context.Context, ln net.Listener, opts Options) error {
 			_ = shutdown()
 			return r.err
 		}
-		ms := r.d.Milliseconds()
-		ev.emit(event{Event: "ready", LoadMS: &ms})
+		ready := event{Event: "ready", LoadMS: ptr(r.info.Duration.Milliseconds())}
+		if r.info.WarmUpRequests > 0 {
+			ready.WarmUpRequests = ptr(int64(r.info.WarmUpRequests))
+			ready.WarmUpMS = ptr(r.info.WarmUpDuration.Milliseconds())
+		}
+		ev.emit(ready)
 	case <-ctx.Done():
 		// Loading runs inside the runtime and cannot be interrupted; the process exits anyway.
 		_ = shutdown()
@@ -233,8 +317,13 @@ type event struct {
 	Event  string `json:"event"`
 	Addr   string `json:"addr,omitempty"`
 	LoadMS *int64 `json:"load_ms,omitempty"`
-	Error  string `json:"error,omitempty"`
+	// The bundle's warm-up requests replayed before ready, and how long they took.
+	WarmUpRequests *int64 `json:"warmup_requests,omitempty"`
+	WarmUpMS       *int64 `json:"warmup_ms,omitempty"`
+	Error          string `json:"error,omitempty"`
 }
+
+func ptr[T any](v T) *T { return &v }
 
 type events struct {
 	mu sync.Mutex
