@@ -221,7 +221,8 @@ func TestValidateCreate(t *testing.T) {
 		{`{"name":"a","model_path":"/m","processor":"onnx","metadata":{"instance":0}}`,
 			"metadata.instance: must be at least 1 to create a service, got 0"},
 		{`{"name":"a","model_path":"/m","processor":"pytorch"}`, "processor: " + whyPyTorch},
-		{`{"name":"a","model_path":"/m","processor":"tensorflow_cpu_1.15"}`, "processor: " + whyTensorFlow},
+		{`{"name":"a","model_path":"/m","processor":"tensorflow_cpu_1.15"}`, ""},
+		{`{"name":"a","model_path":"/m","processor":"tensorflow_gpu_1.15"}`, "processor: " + whyTensorFlowGPU},
 		{`{"name":"a","model_path":"/m","processor":"onnx_gpu","metadata":{"instance":0}}`,
 			"metadata.instance: must be at least 1 to create a service, got 0; processor: " + whyONNXGPU},
 	}
@@ -309,8 +310,8 @@ func TestResolveProcessor(t *testing.T) {
 		{"onnx_gpu", "onnxruntime_gpu", FamilyONNX, false},
 		{"pytorch", "pytorch_cpu_1.6", FamilyPyTorch, false},
 		{"pytorch_gpu_1.13", "pytorch_gpu_1.13", FamilyPyTorch, false},
-		{"tensorflow", "tensorflow_cpu_1.15", FamilyTensorFlow, false},
-		{"tensorflow_cpu_2.7", "tensorflow_cpu_2.7", FamilyTensorFlow, false},
+		{"tensorflow", "tensorflow_cpu_1.15", FamilyTensorFlow, true},
+		{"tensorflow_cpu_2.7", "tensorflow_cpu_2.7", FamilyTensorFlow, true},
 		{"tensorflow_gpu_1.12", "tensorflow_gpu_1.12", FamilyTensorFlow, false},
 	}
 	for _, tt := range tests {
