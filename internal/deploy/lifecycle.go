@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/openeas/openeas/internal/api"
@@ -106,13 +107,30 @@ func (m *Manager) apply(ctx context.Context, name string, version int, digest st
 	}
 	m.okEvent(ctx, name, fmt.Sprintf("Waiting [Total: %d, Pending: %d, Running: 0]", n, n))
 	d := scheduler.Deployment{Service: name, Version: version, BundleDir: dir, Replicas: n,
-		Args: []string{"--timeout", svc.Metadata.RPC.KeepaliveDuration().String()}}
+		Args: workerArgs(svc.Metadata.RPC)}
 	if err := m.opts.Scheduler.Apply(ctx, d); err != nil {
 		return fmt.Errorf("start instances: %w", err)
 	}
 	st := m.opts.Scheduler.Status(name)
 	m.okEvent(ctx, name, fmt.Sprintf("Running [Total: %d, Pending: %d, Running: %d]", n, n-st.Ready, st.Ready))
 	return nil
+}
+
+// workerArgs turns metadata.rpc into eas-worker flags (docs/serving.md). The worker checks
+// batching against the model when it loads (this process cannot open models), so a model
+// without a dynamic batch dimension fails the deploy with the worker's message.
+func workerArgs(rpc spec.RPC) []string {
+	args := []string{
+		"--timeout", rpc.KeepaliveDuration().String(),
+		"--worker-threads", strconv.Itoa(rpc.WorkerThreads),
+		"--max-queue", strconv.Itoa(rpc.MaxQueueSize),
+	}
+	if rpc.Batching {
+		args = append(args, "--batching",
+			"--max-batch-size", strconv.Itoa(rpc.MaxBatchSize),
+			"--max-batch-timeout", rpc.MaxBatchTimeoutDuration().String())
+	}
+	return args
 }
 
 // Modify deep-merges patch into the current service.json. A change of metadata.instance
