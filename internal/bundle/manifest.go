@@ -28,6 +28,27 @@ type Manifest struct {
 	// WarmUpData lists the warm-up request files fetched from warm_up_data_path, as
 	// slash-separated paths under warmup/ in the order workers replay them (docs/serving.md).
 	WarmUpData []string `json:"warm_up_data,omitempty"`
+	// TensorFlow is set when the model was a TensorFlow GraphDef converted to ONNX at deploy
+	// time (Processor is then the runtime that serves it, "onnxruntime_cpu"): workers decode
+	// requests as the TensorFlow family.
+	TensorFlow *TFModel `json:"tensorflow,omitempty"`
+}
+
+// TFModel records a TensorFlow model's conversion and its TF signature. ONNX value names are
+// the TF tensor names with ":0" dropped.
+type TFModel struct {
+	Processor   string     `json:"processor"`    // as asked in service.json, e.g. "tensorflow_cpu_1.15"
+	SourceEntry string     `json:"source_entry"` // the GraphDef file, e.g. "frozen.pb"
+	Converter   string     `json:"converter"`    // converter version
+	Inputs      []TFTensor `json:"inputs"`       // placeholders
+	Outputs     []string   `json:"outputs"`      // TF tensor names, "logits:0"
+}
+
+// TFTensor is one TF placeholder: name "x:0", dtype "DT_FLOAT", shape with -1 for unknown dims.
+type TFTensor struct {
+	Name  string  `json:"name"`
+	DType string  `json:"dtype"`
+	Shape []int64 `json:"shape"`
 }
 
 // PluginRun records one plugin step of the pipeline that produced the bundle.
