@@ -77,6 +77,20 @@ func (m *Manager) build(ctx context.Context, name string, version int) (string, 
 	m.okEvent(ctx, name, fmt.Sprintf("Model fetched: %d file(s), model %s, digest %s (%s)",
 		len(fetched.Files), entry, short(modelDigest), time.Since(t0).Round(time.Millisecond)))
 
+	// Warm-up requests travel in the bundle; workers replay them before taking traffic and
+	// fail their load (so the deploy) when one cannot be decoded or is rejected.
+	warmUpDir := ""
+	if svc.WarmUpDataPath != "" {
+		w, err := modelsource.Fetch(ctx, svc.WarmUpDataPath, modelsource.Options{
+			Dir: scratch, MaxBytes: m.opts.MaxModelBytes, MaxFiles: m.opts.MaxModelFiles, Logger: m.log,
+		})
+		if err != nil {
+			return "", fmt.Errorf("fetch warm_up_data_path: %w", err)
+		}
+		warmUpDir = w.Dir
+		m.okEvent(ctx, name, fmt.Sprintf("Warm-up data fetched from %s: %d file(s)", w.Source, len(w.Files)))
+	}
+
 	// Plugins, in order; each one's output is the next one's input.
 	cur, curDigest := modelDir, modelDigest
 	var runtime processor.Runtime
@@ -122,7 +136,7 @@ func (m *Manager) build(ctx context.Context, name string, version int) (string, 
 	}
 
 	// Seal.
-	digest, err := m.opts.Bundles.Seal(ctx, cur, bundle.Manifest{
+	digest, err := m.opts.Bundles.SealWarmUp(ctx, cur, warmUpDir, bundle.Manifest{
 		Schema: 1, Processor: proc.Name, ModelEntry: entry, Runtime: runtime,
 		ModelDigest: modelDigest, ModelPath: fetched.Source, Plugins: runs, Created: time.Now().UTC(),
 	}, reports)
