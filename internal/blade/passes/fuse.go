@@ -2,6 +2,7 @@ package passes
 
 import (
 	"math"
+	"slices"
 
 	"github.com/openeas/openeas/internal/blade/onnx"
 	"github.com/openeas/openeas/internal/blade/onnx/onnxpb"
@@ -94,31 +95,133 @@ func (FuseGelu) Apply(g *onnx.Graph) (int, error) {
 	return changed, nil
 }
 
-// FuseHardSwish replaces Mul(x, HardSigmoid(x, alpha=1/6, beta=0.5)) with
-// HardSwish(x). HardSwish exists from opset 14; older graphs are skipped,
-// because raising their opset could change the meaning of other ops.
+// FuseHardSwish replaces the two ways exporters spell hard-swish with HardSwish(x):
+// Mul(x, HardSigmoid(x, alpha=1/6, beta=0.5)) and Paddle's x·Clip(x+3, 0, 6)/6 (the final
+// scaling as Div by 6 or Mul by 1/6). HardSwish exists from opset 14: older graphs are
+// upgraded first when every op keeps its meaning there (see UpgradeOpset), else left alone.
 type FuseHardSwish struct{}
 
 func (FuseHardSwish) Name() string { return "FuseHardSwish" }
 
 func (FuseHardSwish) Apply(g *onnx.Graph) (int, error) {
-	if g.Opset("") < 14 {
+	if len(hardSwishMatches(g)) == 0 {
 		return 0, nil
 	}
+	if g.Opset("") < 14 {
+		if err := UpgradeOpset(g, 14); err != nil {
+			return 0, nil // not an error: the graph just keeps its spelled-out form
+		}
+	}
 	changed := 0
-	for _, hs := range append([]*onnxpb.NodeProto{}, g.Proto.GetNode()...) {
-		if !isOp(hs, "HardSigmoid") || !near(float64(onnx.AttrFloat(hs, "alpha", 0.2)), 1.0/6) || onnx.AttrFloat(hs, "beta", 0.5) != 0.5 {
-			continue
-		}
-		x := hs.Input[0]
-		mul := soleConsumer(g, hs.Output[0])
-		if !isOp(mul, "Mul") || other(mul, hs.Output[0]) != x {
-			continue
-		}
-		n := &onnxpb.NodeProto{Name: ptr(g.UniqueName(hs.GetName() + "_hardswish")), OpType: ptr("HardSwish"), Input: []string{x}, Output: []string{mul.Output[0]}}
-		g.InsertNodeAfter(mul, n)
-		g.RemoveNodes(hs, mul)
+	for _, mt := range hardSwishMatches(g) {
+		n := &onnxpb.NodeProto{Name: ptr(g.UniqueName(mt.nodes[0].GetName() + "_hardswish")), OpType: ptr("HardSwish"), Input: []string{mt.x}, Output: []string{mt.out}}
+		g.InsertNodeAfter(mt.nodes[len(mt.nodes)-1], n)
+		g.RemoveNodes(mt.nodes...)
 		changed++
 	}
+	if changed > 0 {
+		if err := g.TopoSort(); err != nil {
+			return changed, err
+		}
+	}
 	return changed, nil
+}
+
+type hardSwishMatch struct {
+	x, out string
+	nodes  []*onnxpb.NodeProto // last one produces out
+}
+
+// hardSwishMatches finds the hard-swish spellings, without changing the graph.
+func hardSwishMatches(g *onnx.Graph) []hardSwishMatch {
+	var out []hardSwishMatch
+	used := map[*onnxpb.NodeProto]bool{}
+	for _, n := range g.Proto.GetNode() {
+		var mt *hardSwishMatch
+		switch {
+		case isOp(n, "HardSigmoid"):
+			mt = matchHardSigmoidMul(g, n)
+		case isOp(n, "Clip"):
+			mt = matchClipHardSwish(g, n)
+		}
+		if mt == nil || slices.ContainsFunc(mt.nodes, func(n *onnxpb.NodeProto) bool { return used[n] }) {
+			continue
+		}
+		for _, m := range mt.nodes {
+			used[m] = true
+		}
+		out = append(out, *mt)
+	}
+	return out
+}
+
+func matchHardSigmoidMul(g *onnx.Graph, hs *onnxpb.NodeProto) *hardSwishMatch {
+	if !near(float64(onnx.AttrFloat(hs, "alpha", 0.2)), 1.0/6) || onnx.AttrFloat(hs, "beta", 0.5) != 0.5 {
+		return nil
+	}
+	x := hs.Input[0]
+	mul := soleConsumer(g, hs.Output[0])
+	if !isOp(mul, "Mul") || other(mul, hs.Output[0]) != x {
+		return nil
+	}
+	return &hardSwishMatch{x: x, out: mul.Output[0], nodes: []*onnxpb.NodeProto{hs, mul}}
+}
+
+// clipBounds returns a Clip's constant bounds in either form (attributes before opset 11,
+// inputs after).
+func clipBounds(g *onnx.Graph, n *onnxpb.NodeProto) (lo, hi float64, ok bool) {
+	lo, hi = math.Inf(-1), math.Inf(1)
+	if g.Opset("") < 11 {
+		return float64(onnx.AttrFloat(n, "min", float32(lo))), float64(onnx.AttrFloat(n, "max", float32(hi))), true
+	}
+	if len(n.Input) > 1 && n.Input[1] != "" {
+		if lo, ok = scalarF(g, n.Input[1]); !ok {
+			return 0, 0, false
+		}
+	}
+	if len(n.Input) > 2 && n.Input[2] != "" {
+		if hi, ok = scalarF(g, n.Input[2]); !ok {
+			return 0, 0, false
+		}
+	}
+	return lo, hi, true
+}
+
+// matchClipHardSwish matches Div(Mul(x, Clip(Add(x, 3), 0, 6)), 6) and its Mul-by-1/6 and
+// operand-order variants.
+func matchClipHardSwish(g *onnx.Graph, clip *onnxpb.NodeProto) *hardSwishMatch {
+	if lo, hi, ok := clipBounds(g, clip); !ok || lo != 0 || hi != 6 {
+		return nil
+	}
+	add := g.Producer(clip.Input[0])
+	if !isOp(add, "Add") || soleConsumer(g, add.Output[0]) != clip {
+		return nil
+	}
+	var x string
+	for i := 0; i < 2; i++ {
+		if v, ok := scalarF(g, add.Input[1-i]); ok && v == 3 {
+			x = add.Input[i]
+		}
+	}
+	if x == "" {
+		return nil
+	}
+	mul := soleConsumer(g, clip.Output[0])
+	if !isOp(mul, "Mul") || other(mul, clip.Output[0]) != x {
+		return nil
+	}
+	last := soleConsumer(g, mul.Output[0])
+	switch {
+	case isOp(last, "Div") && last.Input[0] == mul.Output[0]:
+		if v, ok := scalarF(g, last.Input[1]); !ok || v != 6 {
+			return nil
+		}
+	case isOp(last, "Mul"):
+		if v, ok := scalarF(g, other(last, mul.Output[0])); !ok || !near(v, 1.0/6) {
+			return nil
+		}
+	default:
+		return nil
+	}
+	return &hardSwishMatch{x: x, out: last.Output[0], nodes: []*onnxpb.NodeProto{add, clip, mul, last}}
 }

@@ -13,6 +13,7 @@ import (
 // opsetSafeFrom lists default-domain ops whose meaning is the same in every version from the
 // given opset up to 14: later versions only added types, negative axes, or attributes whose
 // defaults keep the old behaviour (MaxPool ceil_mode, Reshape allowzero, LSTM layout, …).
+// LayerNormalization is ONNX Runtime's own default-domain op below opset 17 (FuseLayerNorm).
 // Ops that changed shape (attributes turned into inputs, Softmax's axis semantics) are
 // rewritten by opsetConverters instead; anything else blocks the upgrade.
 var opsetSafeFrom = map[string]int64{
@@ -31,7 +32,7 @@ var opsetSafeFrom = map[string]int64{
 	"Pad": 11, "Softmax": 13, "LogSoftmax": 13, "Hardmax": 13, "QuantizeLinear": 10, "DequantizeLinear": 10,
 	"MatMulInteger": 10, "ConvInteger": 10, "QLinearConv": 10, "QLinearMatMul": 10, "Mod": 10, "IsNaN": 9,
 	"IsInf": 10, "Round": 11, "GatherElements": 11, "CumSum": 11, "Celu": 12, "GatherND": 11,
-	"BatchNormalization": 9, "Trilu": 14, "Det": 11, "MeanVarianceNormalization": 9, "Shrink": 9,
+	"BatchNormalization": 9, "Trilu": 14, "LayerNormalization": 1, "Det": 11, "MeanVarianceNormalization": 9, "Shrink": 9,
 	"ThresholdedRelu": 10, "EyeLike": 9, "Compress": 11, "OneHot": 11, "TopK": 11, "ScatterND": 11,
 	"ScatterElements": 11, "GlobalLpPool": 2, "LpNormalization": 1, "LpPool": 11, "MaxRoiPool": 1,
 	"Multinomial": 7, "RandomNormal": 1, "RandomUniform": 1, "RandomNormalLike": 1, "RandomUniformLike": 1,

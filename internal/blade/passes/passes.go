@@ -19,7 +19,7 @@ type Pass interface {
 
 // Lossless returns the o1 passes in the order they should run.
 func Lossless() []Pass {
-	return []Pass{RemoveIdentity{}, FoldConstants{}, FuseConvBN{}, FuseGelu{}, FuseHardSwish{}, RemoveDead{}}
+	return []Pass{RemoveIdentity{}, FoldConstants{}, FuseConvBN{}, FuseGelu{}, FuseLayerNorm{}, FuseHardSwish{}, RemoveDead{}}
 }
 
 // Run applies passes in order and returns the changes each made, by name.
