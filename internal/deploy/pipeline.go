@@ -93,6 +93,23 @@ func (m *Manager) build(ctx context.Context, name string, version int) (string, 
 
 	// Plugins, in order; each one's output is the next one's input.
 	cur, curDigest := modelDir, modelDigest
+	// TensorFlow: convert the GraphDef to ONNX first (cached per content), then the plugins
+	// see the ONNX model, their configs re-keyed from the GraphDef's name (docs/tensorflow.md).
+	var tfModel *bundle.TFModel
+	if proc.Family == spec.FamilyTensorFlow {
+		tfEntry := entry
+		if cur, entry, tfModel, err = m.convertTF(ctx, name, svc, modelDir, modelDigest, entry); err != nil {
+			return "", err
+		}
+		if curDigest, err = modelsource.TreeDigest(cur); err != nil {
+			return "", err
+		}
+		for i := range svc.Plugins {
+			if svc.Plugins[i].Config, err = tfPluginConfig(svc.Plugins[i].Config, tfEntry); err != nil {
+				return "", fmt.Errorf("plugins[%d].config: %w", i, err)
+			}
+		}
+	}
 	var runtime processor.Runtime
 	var runs []bundle.PluginRun
 	reports := map[string][]byte{}
@@ -137,7 +154,7 @@ func (m *Manager) build(ctx context.Context, name string, version int) (string, 
 
 	// Seal.
 	digest, err := m.opts.Bundles.SealWarmUp(ctx, cur, warmUpDir, bundle.Manifest{
-		Schema: 1, Processor: proc.Name, ModelEntry: entry, Runtime: runtime,
+		Schema: 1, Processor: servedBy(proc.Name, tfModel), ModelEntry: entry, Runtime: runtime, TensorFlow: tfModel,
 		ModelDigest: modelDigest, ModelPath: fetched.Source, Plugins: runs, Created: time.Now().UTC(),
 	}, reports)
 	if err != nil {

@@ -162,6 +162,10 @@ func (s *Server) Load(ctx context.Context) (LoadInfo, error) {
 		return LoadInfo{}, fmt.Errorf("load %s with %s: %w", m.ModelEntry, m.Processor, err)
 	}
 	md := &model{proc: proc, sig: proc.Signature(), family: codec.FamilyOf(m.Processor), processorName: m.Processor}
+	if m.TensorFlow != nil {
+		// A TensorFlow model converted to ONNX: served by ONNX Runtime, spoken to as TF.
+		md.family = codec.FamilyTensorFlow
+	}
 	md.metadata = codec.V2ModelMetadata(s.opts.Name, v2Platform(md.family), md.sig)
 	if s.opts.Batching {
 		if err := batcher.Check(md.sig); err != nil {

@@ -1,0 +1,189 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/openeas/openeas/internal/blade/onnx"
+	"github.com/openeas/openeas/internal/bundle"
+	"github.com/openeas/openeas/internal/modelsource"
+	"github.com/openeas/openeas/internal/spec"
+	"github.com/openeas/openeas/internal/tf"
+)
+
+// tfONNXEntry is the converted model's file name in the bundle.
+const tfONNXEntry = "model.onnx"
+
+// tfProcessor serves converted TensorFlow models.
+const tfProcessor = "onnxruntime_cpu"
+
+// tfConversion is the cached conversion report (the "report" of the cache entry).
+type tfConversion struct {
+	TFNodes    int             `json:"tf_nodes"`
+	ONNXNodes  int             `json:"onnx_nodes"`
+	Transposes int             `json:"transposes"`
+	Millis     int64           `json:"ms"`
+	Model      *bundle.TFModel `json:"tensorflow"`
+}
+
+// convertTF turns the TensorFlow GraphDef entry of the fetched tree into model.onnx, once per
+// (model digest, entry, converter version, outputs): the result is cached in the plugin cache
+// under that content key. It returns the converted tree (every other file copied), the new
+// entry and the TF signature. The graph is pruned to the outputs a plugin's
+// config.model_info.<entry>.outputs names (Blade's option), when one does.
+func (m *Manager) convertTF(ctx context.Context, name string, svc *spec.Service, modelDir, modelDigest, entry string) (string, string, *bundle.TFModel, error) {
+	outputs, err := tfOutputsOption(svc, entry)
+	if err != nil {
+		return "", "", nil, err
+	}
+	sum := sha256.Sum256([]byte(strings.Join(append([]string{"tf-convert", modelDigest, entry, tf.ConverterVersion}, outputs...), "\x00")))
+	key := "sha256:" + hex.EncodeToString(sum[:])
+	if out, report, ok := m.opts.Bundles.CachedPlugin(key); ok {
+		var conv tfConversion
+		if err := json.Unmarshal(report, &conv); err == nil && conv.Model != nil {
+			m.okEvent(ctx, name, fmt.Sprintf("Converted TensorFlow GraphDef %s to ONNX: %d nodes → %d ONNX nodes (cached result for this model)",
+				entry, conv.TFNodes, conv.ONNXNodes))
+			return out, tfONNXEntry, conv.Model, nil
+		}
+	}
+	graph, err := os.ReadFile(filepath.Join(modelDir, filepath.FromSlash(entry)))
+	if err != nil {
+		return "", "", nil, fmt.Errorf("read TensorFlow model: %w", err)
+	}
+	t0 := time.Now()
+	res, err := tf.Convert(ctx, graph, tf.Options{Outputs: outputs})
+	if err != nil {
+		return "", "", nil, fmt.Errorf("convert TensorFlow GraphDef %s to ONNX: %w", entry, err)
+	}
+	work, err := os.MkdirTemp(filepath.Join(m.opts.DataDir, "tmp"), "tfconv-")
+	if err != nil {
+		return "", "", nil, err
+	}
+	defer os.RemoveAll(work)
+	tree := filepath.Join(work, "tree")
+	if err := modelsource.CopyTree(ctx, modelDir, tree); err != nil {
+		return "", "", nil, fmt.Errorf("convert TensorFlow model: copy the model tree: %w", err)
+	}
+	// The GraphDef is replaced by the ONNX model; everything else (test data…) stays.
+	if err := os.Remove(filepath.Join(tree, filepath.FromSlash(entry))); err != nil {
+		return "", "", nil, err
+	}
+	if err := onnx.Save(res.Model, filepath.Join(tree, tfONNXEntry), 0); err != nil {
+		return "", "", nil, fmt.Errorf("convert TensorFlow model: %w", err)
+	}
+	elapsed := time.Since(t0)
+	tfm := &bundle.TFModel{Processor: svc.Processor, SourceEntry: entry, Converter: tf.ConverterVersion, Outputs: res.Signature.Outputs}
+	for _, in := range res.Signature.Inputs {
+		tfm.Inputs = append(tfm.Inputs, bundle.TFTensor{Name: in.Name, DType: in.DType, Shape: in.Shape})
+	}
+	report, err := json.Marshal(tfConversion{TFNodes: res.TFNodes, ONNXNodes: res.ONNXNodes, Transposes: res.Transposes, Millis: elapsed.Milliseconds(), Model: tfm})
+	if err != nil {
+		return "", "", nil, err
+	}
+	out, err := m.opts.Bundles.PutPlugin(ctx, key, tree, report)
+	if err != nil {
+		return "", "", nil, fmt.Errorf("cache the converted model: %w", err)
+	}
+	m.okEvent(ctx, name, fmt.Sprintf("Converted TensorFlow GraphDef %s to ONNX: %d nodes → %d ONNX nodes in %d ms",
+		entry, res.TFNodes, res.ONNXNodes, elapsed.Milliseconds()))
+	return out, tfONNXEntry, tfm, nil
+}
+
+// tfOutputsOption returns the TF output names a plugin's config.model_info.<entry>.outputs
+// asks for (the first plugin that names some), nil when none does.
+func tfOutputsOption(svc *spec.Service, entry string) ([]string, error) {
+	for i, p := range svc.Plugins {
+		info, err := pluginModelInfo(p.Config)
+		if err != nil {
+			return nil, fmt.Errorf("plugins[%d].config: %w", i, err)
+		}
+		opts, ok := info[entry]
+		if !ok {
+			continue
+		}
+		var o struct {
+			Outputs []string `json:"outputs"`
+		}
+		if err := json.Unmarshal(opts, &o); err != nil {
+			return nil, fmt.Errorf("plugins[%d].config.model_info[%q].outputs: expected a list of tensor names: %w", i, entry, err)
+		}
+		if len(o.Outputs) > 0 {
+			return o.Outputs, nil
+		}
+	}
+	return nil, nil
+}
+
+func pluginModelInfo(config json.RawMessage) (map[string]json.RawMessage, error) {
+	if len(bytes.TrimSpace(config)) == 0 || string(bytes.TrimSpace(config)) == "null" {
+		return nil, nil
+	}
+	var c struct {
+		ModelInfo map[string]json.RawMessage `json:"model_info"`
+	}
+	if err := json.Unmarshal(config, &c); err != nil {
+		return nil, fmt.Errorf("expected an object: %w", err)
+	}
+	return c.ModelInfo, nil
+}
+
+// tfPluginConfig rewrites a plugin config written for the TensorFlow model so it applies to
+// the converted ONNX model: model_info keyed by the GraphDef file is re-keyed to model.onnx,
+// and the tensor names in inputs/outputs lose their ":0" (the converter's ONNX names).
+// Anything else, test_data and calibration_dataset included, passes unchanged: Blade matches
+// feed-dict keys with or without ":0".
+func tfPluginConfig(config json.RawMessage, entry string) (json.RawMessage, error) {
+	if len(bytes.TrimSpace(config)) == 0 || string(bytes.TrimSpace(config)) == "null" {
+		return config, nil
+	}
+	var c map[string]json.RawMessage
+	if err := json.Unmarshal(config, &c); err != nil {
+		return nil, fmt.Errorf("expected an object: %w", err)
+	}
+	raw, ok := c["model_info"]
+	if !ok {
+		return config, nil
+	}
+	var info map[string]map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &info); err != nil {
+		return config, nil // not ours to judge: the plugin reports its own config errors
+	}
+	opts, ok := info[entry]
+	if !ok {
+		return config, nil
+	}
+	for _, k := range []string{"inputs", "outputs"} {
+		var names []string
+		if v, ok := opts[k]; ok && json.Unmarshal(v, &names) == nil {
+			for i, n := range names {
+				names[i] = tf.ONNXName(n)
+			}
+			b, _ := json.Marshal(names)
+			opts[k] = b
+		}
+	}
+	delete(info, entry)
+	info[tfONNXEntry] = opts
+	b, err := json.Marshal(info)
+	if err != nil {
+		return nil, err
+	}
+	c["model_info"] = b
+	return json.Marshal(c)
+}
+
+// servedBy is the processor a bundle's workers run: converted TF models run on ONNX Runtime.
+func servedBy(processor string, tfModel *bundle.TFModel) string {
+	if tfModel != nil {
+		return tfProcessor
+	}
+	return processor
+}
