@@ -573,6 +573,12 @@ func (l *Local) awaitReady(inst *instance, p *proc) (ok, stopped bool, reason st
 // setReady records that p is ready and routes it if it may take traffic.
 func (l *Local) setReady(inst *instance, p *proc, restarted bool) {
 	addr := p.address()
+	p.mu.Lock()
+	warmUp, warmTime := p.warmUp, p.warmTime
+	p.mu.Unlock()
+	if warmUp > 0 { // reported before the instance takes traffic, so before "Service is running"
+		l.event(inst.svc.name, "Normal", fmt.Sprintf("warm-up: %d request(s) in %s on instance %s", warmUp, warmTime, inst.id))
+	}
 	l.mu.Lock()
 	inst.state, inst.addr = StateReady, addr
 	l.routeLocked(inst.svc)

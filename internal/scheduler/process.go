@@ -33,6 +33,8 @@ type proc struct {
 	mu       sync.Mutex // guards the fields below
 	addr     string
 	loadTime time.Duration
+	warmUp   int           // warm-up requests replayed before ready
+	warmTime time.Duration // how long they took
 	failed   string // the "failed" event's error, or a protocol violation
 	exit     string // "exit status 1", "signal: killed"; set before done is closed
 }
@@ -47,6 +49,9 @@ type workerEvent struct {
 	Addr   string `json:"addr"`
 	LoadMS int64  `json:"load_ms"`
 	Error  string `json:"error"`
+	// Warm-up requests replayed before ready (warm_up_data_path), and how long they took.
+	WarmUpRequests int   `json:"warmup_requests"`
+	WarmUpMS       int64 `json:"warmup_ms"`
 }
 
 // handleLine takes one stdout line. Anything that is not an event goes to the stderr ring,
@@ -71,6 +76,7 @@ func (p *proc) handleLine(line []byte) {
 			return
 		}
 		p.loadTime = time.Duration(ev.LoadMS) * time.Millisecond
+		p.warmUp, p.warmTime = ev.WarmUpRequests, time.Duration(ev.WarmUpMS)*time.Millisecond
 		select {
 		case <-p.ready:
 		default:
