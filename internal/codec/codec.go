@@ -273,6 +273,18 @@ func findInfo(infos []tensor.Info, name string) (tensor.Info, bool) {
 	return tensor.Info{}, false
 }
 
+// findTFInfo is findInfo that also takes a TensorFlow tensor name for a model whose values
+// carry TF names without the ":0" output suffix (TF graphs converted to ONNX): "x:0" finds "x".
+func findTFInfo(infos []tensor.Info, name string) (tensor.Info, bool) {
+	if info, ok := findInfo(infos, name); ok {
+		return info, true
+	}
+	if base, ok := strings.CutSuffix(name, ":0"); ok && base != "" {
+		return findInfo(infos, base)
+	}
+	return tensor.Info{}, false
+}
+
 func infoNames(infos []tensor.Info) []string {
 	names := make([]string, len(infos))
 	for i, in := range infos {
@@ -293,9 +305,11 @@ func selectOutputs(sig processor.Signature, names []string) ([]string, error) {
 	out := make([]string, 0, len(names))
 	seen := make(map[string]bool, len(names))
 	for _, n := range names {
-		if _, ok := findInfo(sig.Outputs, n); !ok {
+		info, ok := findTFInfo(sig.Outputs, n)
+		if !ok {
 			return nil, &processor.InputError{Msg: fmt.Sprintf("unknown output %q; the model's outputs are %v", n, infoNames(sig.Outputs))}
 		}
+		n = info.Name
 		if !seen[n] {
 			seen[n] = true
 			out = append(out, n)

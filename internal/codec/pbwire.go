@@ -470,15 +470,18 @@ func (r *tfRequest) request(sig processor.Signature) (*Request, error) {
 	req := &Request{Format: FormatTFProto, Inputs: make(map[string]*tensor.Tensor, len(r.inputs))}
 	for i := range r.inputs {
 		e := &r.inputs[i]
-		info, ok := findInfo(sig.Inputs, e.name)
+		info, ok := findTFInfo(sig.Inputs, e.name)
 		if !ok {
 			return nil, unknownInput(sig, e.name)
+		}
+		if _, dup := req.Inputs[info.Name]; dup {
+			return nil, &processor.InputError{Input: e.name, Msg: "given twice (with and without :0)"}
 		}
 		t, err := e.a.tensor(info.DType)
 		if err != nil {
 			return nil, &processor.InputError{Input: e.name, Msg: err.Error()}
 		}
-		req.Inputs[e.name] = t
+		req.Inputs[info.Name] = t
 	}
 	var err error
 	if req.Outputs, err = selectOutputs(sig, r.outputFilter); err != nil {
