@@ -15,7 +15,7 @@ const (
 
 // ProcessorInfo describes a processor name.
 type ProcessorInfo struct {
-	// Name is the canonical name ("onnxruntime_cpu", "pytorch_cpu_1.6", ...): aliases and
+	// Name is the canonical name ("onnxruntime_cpu", "pytorch_cpu", ...): aliases and
 	// bare family names resolve to it, and bundles record it.
 	Name string
 	// Family selects the request formats: FamilyONNX, FamilyPyTorch or FamilyTensorFlow.
@@ -33,8 +33,6 @@ type ProcessorInfo struct {
 const (
 	whyONNXGPU = "the onnxruntime_gpu processor is not available in this build: " +
 		"the bundled ONNX Runtime is a CPU-only build; use onnxruntime_cpu"
-	whyPyTorch = "the PyTorch processor is not available in this build: " +
-		"TorchScript serving through libtorch is planned; export the model to ONNX and use onnxruntime_cpu"
 	whyTensorFlowGPU = "the tensorflow_gpu processors are not available in this build: " +
 		"TensorFlow graphs are converted to ONNX and served by a CPU-only ONNX Runtime; use tensorflow_cpu_<version> (e.g. tensorflow_cpu_1.15)"
 )
@@ -59,9 +57,13 @@ func buildProcessorTable() map[string]ProcessorInfo {
 		t[n] = onnxGPU
 	}
 	for _, dev := range []string{"cpu", "gpu"} {
+		// Every PyTorch version is served by the one libtorch the installation has (the
+		// worker reports which). Whether libtorch is installed is the deploy layer's
+		// question (internal/torch/torchinstall): this table stays pure.
+		torchInfo := ProcessorInfo{Name: "pytorch_" + dev, Family: FamilyPyTorch, Runtime: "libtorch", GPU: dev == "gpu", Available: true}
+		t["pytorch_"+dev] = torchInfo
 		for _, v := range pytorchVersions {
-			n := "pytorch_" + dev + "_" + v
-			t[n] = ProcessorInfo{Name: n, Family: FamilyPyTorch, Runtime: "libtorch", GPU: dev == "gpu", Why: whyPyTorch}
+			t["pytorch_"+dev+"_"+v] = torchInfo
 		}
 		for _, v := range tensorflowVersions {
 			n := "tensorflow_" + dev + "_" + v
@@ -74,7 +76,7 @@ func buildProcessorTable() map[string]ProcessorInfo {
 		}
 	}
 	// Bare family names mean these versions in EAS.
-	t["pytorch"] = t["pytorch_cpu_1.6"]
+	t["pytorch"] = t["pytorch_cpu"]
 	t["tensorflow"] = t["tensorflow_cpu_1.15"]
 	return t
 }
@@ -105,9 +107,9 @@ func ResolveProcessor(name string) (ProcessorInfo, error) {
 
 // knownProcessorsText lists the known names compactly, for error messages.
 var knownProcessorsText = "onnxruntime_cpu, onnxruntime_gpu, " +
-	"pytorch_{cpu,gpu}_{" + strings.Join(pytorchVersions, ",") + "}, " +
+	"pytorch_{cpu,gpu}[_{" + strings.Join(pytorchVersions, ",") + "}], " +
 	"tensorflow_{cpu,gpu}_{" + strings.Join(tensorflowVersions, ",") + "}, " +
-	"and the aliases onnx, onnx_cpu, onnx_gpu, onnxruntime, pytorch (pytorch_cpu_1.6), tensorflow (tensorflow_cpu_1.15)"
+	"and the aliases onnx, onnx_cpu, onnx_gpu, onnxruntime, pytorch (pytorch_cpu), tensorflow (tensorflow_cpu_1.15)"
 
 func nearestProcessor(name string) string {
 	norm := strings.ToLower(strings.ReplaceAll(name, "-", "_"))
