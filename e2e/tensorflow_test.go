@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/openeas/openeas/internal/api"
+	"github.com/openeas/openeas/internal/easpb/tfpb"
+	tfgraph "github.com/openeas/openeas/internal/tf/tfpb"
+)
+
+// copyFileE2E copies src to dst.
+func copyFileE2E(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTensorFlowFrozenGraph deploys a real TF graph (the emotion classifier of
+// @vladmandic/human, as a frozen.pb) as tensorflow_cpu_1.15 with the Blade plugin configured
+// like the seed's example 3 (model_info keyed "frozen.pb", TF tensor names, a .npy feed-dict
+// test_data), predicts through the EAS TF protobuf format with TF names, and checks the
+// answer against TensorFlow.js's. A graph with an unsupported op fails the create naming it.
+func TestTensorFlowFrozenGraph(t *testing.T) {
+	e := requireEnv(t)
+	if _, err := os.Stat(filepath.Join(e.bin, "blade")); err != nil {
+		t.Fatalf("blade missing in OPENEAS_BIN=%s: run make build", e.bin)
+	}
+	d := startEasd(t, e, "")
+	src := filepath.Join(e.repo, "testdata/tf/emotion")
+	modelDir := t.TempDir()
+	for _, f := range []string{"frozen.pb", "test_data.npy"} {
+		copyFileE2E(t, filepath.Join(src, f), filepath.Join(modelDir, f))
+	}
+	var ref struct {
+		Inputs, Outputs []struct {
+			Name  string  `json:"name"`
+			Shape []int64 `json:"shape"`
+			Data  string  `json:"data"`
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(src, "reference.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &ref); err != nil {
+		t.Fatal(err)
+	}
+
+	svcFile := writeJSON(t, filepath.Join(t.TempDir(), "service.json"), map[string]any{
+		"name":       "tf_emotion",
+		"model_path": modelDir,
+		"processor":  "tensorflow_cpu_1.15",
+		"metadata":   map[string]any{"instance": 1, "cpu": 1, "memory": 2000},
+		"plugins": []any{map[string]any{
+			"command": "blade --mode eas_plugin --optimize_for cpu",
+			"image":   "registry.cn-shanghai.aliyuncs.com/eas/pai-blade-deploy:cpu_latest",
+			"config": map[string]any{"model_info": map[string]any{"frozen.pb": map[string]any{
+				"optimization_level": "o1",
+				"inputs":             []string{"input_1"},
+				"outputs":            []string{"Identity:0"},
+				"test_data":          "test_data.npy",
+			}}},
+		}},
+	})
+	if out, err := d.eascmd("create", svcFile); err != nil {
+		t.Fatalf("eascmd create: %v\n%s", err, out)
+	}
+	svc := d.waitStatus("tf_emotion", api.StatusRunning, 4*time.Minute)
+	events := d.eventText("tf_emotion")
+	if !strings.Contains(events, "Converted TensorFlow GraphDef frozen.pb to ONNX: 45 nodes → ") {
+		t.Errorf("no conversion event:\n%s", events)
+	}
+	if !strings.Contains(events, "Executing plugin eas-plugin-") {
+		t.Errorf("Blade did not run:\n%s", events)
+	}
+
+	x, _ := base64.StdEncoding.DecodeString(ref.Inputs[0].Data)
+	want, _ := base64.StdEncoding.DecodeString(ref.Outputs[0].Data)
+	xs := make([]float32, len(x)/4)
+	for i := range xs {
+		xs[i] = math.Float32frombits(binary.LittleEndian.Uint32(x[4*i:]))
+	}
+	for _, names := range [][2]string{{"input_1:0", "Identity:0"}, {"input_1", "Identity"}} {
+		req := &tfpb.PredictRequest{
+			SignatureName: "serving_default",
+			Inputs: map[string]*tfpb.ArrayProto{names[0]: {
+				Dtype: tfpb.ArrayDataType_DT_FLOAT, ArrayShape: &tfpb.ArrayShape{Dim: ref.Inputs[0].Shape}, FloatVal: xs}},
+			OutputFilter: []string{names[1]},
+		}
+		pb, _ := proto.Marshal(req)
+		hr, _ := http.NewRequest("POST", d.url("/api/predict/tf_emotion"), bytes.NewReader(pb))
+		hr.Header.Set("Authorization", svc.AccessToken)
+		code, body, err := do(hr)
+		if err != nil || code != 200 {
+			t.Fatalf("predict with %v: %d %v %s", names, code, err, body)
+		}
+		var resp tfpb.PredictResponse
+		if err := proto.Unmarshal(body, &resp); err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Outputs) != 1 {
+			t.Fatalf("predict with %v: %d outputs, want the filtered one", names, len(resp.Outputs))
+		}
+		for _, o := range resp.Outputs {
+			got := o.GetFloatVal()
+			maxAbs, maxDiff := 0.0, 0.0
+			for i := range got {
+				w := float64(math.Float32frombits(binary.LittleEndian.Uint32(want[4*i:])))
+				maxAbs = math.Max(maxAbs, math.Abs(w))
+				maxDiff = math.Max(maxDiff, math.Abs(float64(got[i])-w))
+			}
+			if len(got) != len(want)/4 || maxDiff > 1e-4*maxAbs {
+				t.Errorf("predict with %v: %d values, max difference %.3g from tfjs (max |ref| %.3g)", names, len(got), maxDiff, maxAbs)
+			}
+		}
+	}
+
+	// An unsupported op fails the deploy, naming it and its node.
+	bad := &tfgraph.GraphDef{Node: []*tfgraph.NodeDef{
+		{Name: "x", Op: "Placeholder", Attr: map[string]*tfgraph.AttrValue{"dtype": {Value: &tfgraph.AttrValue_Type{Type: tfgraph.DataType_DT_FLOAT}}}},
+		{Name: "spectrum", Op: "FFT", Input: []string{"x"}},
+	}}
+	badDir := t.TempDir()
+	bb, _ := proto.Marshal(bad)
+	if err := os.WriteFile(filepath.Join(badDir, "frozen.pb"), bb, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	badFile := writeJSON(t, filepath.Join(t.TempDir(), "bad.json"), map[string]any{
+		"name": "tf_bad", "model_path": badDir, "processor": "tensorflow", "metadata": map[string]any{"instance": 1},
+	})
+	d.eascmd("create", badFile) // fails; the status says why
+	failed := d.waitStatus("tf_bad", api.StatusFailed, time.Minute)
+	if !strings.Contains(failed.Message+d.eventText("tf_bad"), "FFT in node(s) spectrum") {
+		t.Errorf("failure does not name the unsupported op: %s\n%s", failed.Message, d.eventText("tf_bad"))
+	}
+}
