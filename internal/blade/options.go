@@ -78,7 +78,10 @@ type Options struct {
 	InputRanges [][]string
 	// WeightAdjustment is "true", "false" or "auto" (default): bias correction for INT8.
 	WeightAdjustment string
-	Accuracy         AccuracyBudget
+	// CalibrationPercentile, in (0, 100), clips each activation range to that share of the
+	// calibration values (e.g. 99.99); 0 keeps the full min/max range.
+	CalibrationPercentile float64
+	Accuracy              AccuracyBudget
 	// Threads are the intra-op thread counts tried (default {1, NumCPU}).
 	Threads []int
 	// Runs is the number of timed runs after warm-up per candidate (default 50).
@@ -159,6 +162,9 @@ func (o *Options) validate() error {
 		if t < 1 {
 			return fmt.Errorf("blade: threads %d: expected a count of at least 1", t)
 		}
+	}
+	if p := o.CalibrationPercentile; p < 0 || p >= 100 || math.IsNaN(p) {
+		return fmt.Errorf("blade: calibration percentile %g: expected a value in (0, 100), or 0 for the min/max range", p)
 	}
 	if o.Runs < 1 {
 		return fmt.Errorf("blade: runs %d: expected at least 1", o.Runs)

@@ -29,7 +29,11 @@ func (op *optimizer) search(ctx context.Context) {
 	}
 	op.specializeShapes(ctx, o1, rt)
 	if op.o.Level == LevelO2 && ctx.Err() == nil {
-		op.quantizeDynamic(ctx, o1, rt)
+		if op.o.CalibrationDataset != "" {
+			op.quantizeStatic(ctx, o1, rt)
+		} else {
+			op.quantizeDynamic(ctx, o1, rt)
+		}
 	}
 }
 
@@ -184,9 +188,6 @@ func fixInputShape(m *onnxpb.ModelProto, name string, shape []int64) int {
 // quantization error back to float until the o2 budget holds.
 func (op *optimizer) quantizeDynamic(ctx context.Context, o1 *onnxpb.ModelProto, rt processor.Runtime) {
 	const name = "OnnxInt8Dynamic"
-	if op.o.CalibrationDataset != "" {
-		op.notes = append(op.notes, "calibration_dataset given: activations are still quantized at run time (dynamic); its samples drive bias correction")
-	}
 	targets := quant.DynamicTargets(o1, true)
 	if len(targets) == 0 {
 		op.record(name, nil, "no MatMul/Gemm with constant weights to quantize")

@@ -222,3 +222,105 @@ func TestStaticOnOCRClassifier(t *testing.T) {
 	}
 	t.Logf("top-1 agreement %d/%d", agree, rows)
 }
+
+// TestStaticConvNet quantizes the committed small CNN (testdata/gen_convnet.py): every Conv,
+// the residual Add, the pools and the Gemm become QLinear (MaxPool: 8-bit) ops in ORT's optimized graph, the
+// outputs keep cosine ≥ 0.99 and the same class, and the output model is byte-identical
+// across runs.
+func TestStaticConvNet(t *testing.T) {
+	needORT(t)
+	m, err := onnx.Load("testdata/convnet.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = NameNodes(m)
+	var feeds []feed
+	for i := range 16 {
+		feeds = append(feeds, feed{"x": uniformTensor([]int64{1, 3, 16, 16}, -1, 1, uint64(i))})
+	}
+	for _, pct := range []float64{0, 99.99} {
+		cal := calibrate(t, m, feeds[:8], pct, map[string]Range{"x": {-1, 1}})
+		cfg := StaticConfig{Calibration: cal, BiasCorrection: true, ReduceRange: NeedsReducedRange()}
+		qm, done, err := Static(m, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"conv1", "conv2", "residual", "pool", "conv3", "gap", "fc"}
+		if !slicesEqualSet(done, want) {
+			t.Errorf("percentile %g: quantized %v, want %v", pct, done, want)
+		}
+		again, _, _ := Static(m, cfg)
+		b1, _ := onnx.Encode(qm)
+		b2, _ := onnx.Encode(again)
+		if string(b1) != string(b2) {
+			t.Error("two runs of Static gave different model bytes")
+		}
+		qp := saveTemp(t, qm, "int8.onnx")
+		ops := optimizedOps(t, qp)
+		t.Logf("percentile %g: ORT ops %v", pct, ops)
+		if ops["QLinearConv"] != 3 || ops["QLinearAdd"] != 1 || ops["Conv"] != 0 {
+			t.Errorf("percentile %g: ORT optimized graph %v, want 3 QLinearConv, 1 QLinearAdd, no float Conv", pct, ops)
+		}
+		ref := runAll(t, saveTemp(t, m, "float.onnx"), feeds[8:], nil, "")
+		got := runAll(t, qp, feeds[8:], nil, "all")
+		for i := range ref {
+			if c := cosine(got[i]["y"], ref[i]["y"]); c < 0.99 {
+				t.Errorf("percentile %g sample %d: cosine %.5f", pct, i, c)
+			}
+		}
+	}
+}
+
+func slicesEqualSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	set := map[string]bool{}
+	for _, x := range a {
+		set[x] = true
+	}
+	for _, x := range b {
+		if !set[x] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestStaticClampsDenormalChannels: a channel whose weights are denormal with a real bias gets
+// a weight scale large enough for its int32 bias, instead of an overflowing one.
+func TestStaticClampsDenormalChannels(t *testing.T) {
+	m, err := onnx.Load("testdata/convnet.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = NameNodes(m)
+	g := onnx.ModelGraph(m)
+	w := g.Initializer("w1")
+	v, _ := onnx.TensorToFloat32(w)
+	for i := range 27 { // output channel 0: 3×3×3 denormals
+		v[i] = 1e-41
+	}
+	*w = *onnx.Float32Tensor("w1", w.GetDims(), v)
+	cal := &Calibration{Ranges: map[string]Range{}}
+	for _, a := range StaticActivations(m) {
+		cal.Ranges[a] = Range{-1, 1}
+	}
+	qm, done, err := Static(m, StaticConfig{Calibration: cal, Skip: map[string]bool{"conv2": true, "conv3": true, "fc": true, "residual": true, "gap": true, "pool": true}})
+	if err != nil {
+		t.Fatalf("denormal channel: %v", err)
+	}
+	if len(done) != 1 {
+		t.Fatalf("quantized %v", done)
+	}
+	for _, init := range qm.GetGraph().GetInitializer() {
+		if init.GetName() == "conv1_bias_quantized" {
+			b, _ := onnx.TensorToInt32(init)
+			if b[0] == 0 || b[0] > 1<<30 || b[0] < -(1<<30) {
+				t.Errorf("int32 bias of the denormal channel = %d", b[0])
+			}
+			return
+		}
+	}
+	t.Error("no int32 bias for conv1")
+}
