@@ -34,6 +34,7 @@ vet:
 	$(GO) vet ./...
 
 test: build vet
+	scripts/tf-fixtures.sh
 	OPENEAS_ORT_LIB=$(ORT_LIB) OPENEAS_BIN=$(ROOT)/bin $(GO) test $(GOTEST_FLAGS) ./...
 
 test-short: build
