@@ -29,7 +29,9 @@ import (
 	"github.com/openeas/openeas/internal/metrics"
 	"github.com/openeas/openeas/internal/plugin"
 	"github.com/openeas/openeas/internal/scheduler"
+	"github.com/openeas/openeas/internal/spec"
 	"github.com/openeas/openeas/internal/store"
+	"github.com/openeas/openeas/internal/torch/torchinstall"
 	"github.com/openeas/openeas/internal/version"
 )
 
@@ -134,6 +136,13 @@ func Run(ctx context.Context, o Options) error {
 		Plugins: plugin.Resolver{BladeBinary: blade}, Logger: log, EndpointURL: endpoint,
 		RuntimeVersion: runtimeVersion(blade), TokenChanged: serviceGone, RateLimitChanged: gw.SetRateLimit,
 		PluginEnv: o.PluginEnv,
+		// PyTorch needs the libtorch shim next to the worker; easd only looks for its files.
+		ProcessorCheck: func(p spec.ProcessorInfo) error {
+			if p.Runtime != "libtorch" {
+				return nil
+			}
+			return torchinstall.Check(filepath.Dir(worker), p.GPU)
+		},
 	})
 	apis := apiserver.New(apiserver.Options{
 		Manager: mgr, AdminToken: adminToken, Logger: log,

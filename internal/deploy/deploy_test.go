@@ -274,7 +274,7 @@ func TestBadCreate(t *testing.T) {
 	h := newHarness(t, "")
 	cases := []struct{ doc, says string }{
 		{`{"name":"a"}`, "model_path: required"},
-		{`{"name":"a","model_path":"/m.onnx","processor":"pytorch_cpu_1.6"}`, "processor"},
+		{`{"name":"a","model_path":"/m.onnx","processor":"onnx_gpu"}`, "processor"},
 		{`{"name":"a","model_path":"/m.onnx","processor":"onnx","metadata":{"instance":0}}`, "metadata.instance"},
 	}
 	for _, c := range cases {

@@ -22,8 +22,8 @@ func (m *Manager) Create(ctx context.Context, doc []byte) (*api.Service, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	if err := svc.ValidateCreate(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	if err := m.validateCreate(svc); err != nil {
+		return nil, err
 	}
 	token := svc.Token
 	if svc.WantsGeneratedToken() {
@@ -161,8 +161,8 @@ func (m *Manager) Modify(ctx context.Context, name string, patch []byte) (*api.S
 		return nil, fmt.Errorf("%w: name: cannot be changed (from %q to %q)", ErrInvalid, name, svc.Name)
 	}
 	if svc.Metadata.Instance > 0 {
-		if err := svc.ValidateCreate(); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		if err := m.validateCreate(svc); err != nil {
+			return nil, err
 		}
 	}
 	oldSvc, err := spec.Parse(cur.Spec)
@@ -420,4 +420,22 @@ func (m *Manager) describeSince(ctx context.Context, name string, before int64) 
 		out.LastEventID = before
 	}
 	return out, err
+}
+
+// validateCreate is spec's ValidateCreate plus the installation's ProcessorCheck.
+func (m *Manager) validateCreate(svc *spec.Service) error {
+	if err := svc.ValidateCreate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if m.opts.ProcessorCheck == nil {
+		return nil
+	}
+	p, err := spec.ResolveProcessor(svc.Processor)
+	if err != nil {
+		return fmt.Errorf("%w: processor: %w", ErrInvalid, err)
+	}
+	if err := m.opts.ProcessorCheck(p); err != nil {
+		return fmt.Errorf("%w: processor: %w", ErrInvalid, err)
+	}
+	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/openeas/openeas/internal/bundle"
 	"github.com/openeas/openeas/internal/plugin"
 	"github.com/openeas/openeas/internal/scheduler"
+	"github.com/openeas/openeas/internal/spec"
 	"github.com/openeas/openeas/internal/store"
 )
 
@@ -60,6 +61,10 @@ type Options struct {
 	MaxModelFiles int
 	// TokenChanged is told when a service's token appears, changes or goes (the gateway's view).
 	TokenChanged func(service, token string, exists bool)
+	// ProcessorCheck, when set, says whether this installation can serve a processor that
+	// spec marks available (e.g. that the libtorch shim is installed, for PyTorch); an error
+	// refuses create and modify with its message. nil accepts every available processor.
+	ProcessorCheck func(spec.ProcessorInfo) error
 	// RateLimitChanged is told a service's metadata.rpc.rate_limit (QPS, 0 = none) each
 	// time a version of it is applied; a deleted service is reported by TokenChanged.
 	RateLimitChanged func(service string, qps int)
