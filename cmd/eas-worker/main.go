@@ -23,10 +23,15 @@ import (
 	"github.com/openeas/openeas/internal/ort"
 	"github.com/openeas/openeas/internal/processor"
 	"github.com/openeas/openeas/internal/processor/onnxrt"
+	"github.com/openeas/openeas/internal/processor/torchproc"
+	"github.com/openeas/openeas/internal/torch"
 	"github.com/openeas/openeas/internal/worker"
 )
 
-const envORTLib = "OPENEAS_ORT_LIB"
+const (
+	envORTLib    = "OPENEAS_ORT_LIB"
+	envTorchShim = "OPENEAS_TORCH_SHIM"
+)
 
 func main() {
 	os.Exit(run(os.Args[1:]))
@@ -39,6 +44,7 @@ func run(args []string) int {
 	listen := fs.String("listen", "127.0.0.1:0", "address to serve on; loopback only unless --allow-remote")
 	allowRemote := fs.Bool("allow-remote", false, "allow a --listen address that is not loopback")
 	ortLib := fs.String("ort-lib", "", "ONNX Runtime library (default: $"+envORTLib+", else libonnxruntime.so.1 next to this executable)")
+	torchShim := fs.String("torch-shim", "", "libtorch shim "+torch.ShimName+" (default: $"+envTorchShim+", else the one next to this executable)")
 	maxBody := fs.Int64("max-body", worker.DefaultMaxBody, "largest request body in bytes (larger: HTTP 413)")
 	timeout := fs.Duration("timeout", 0, "keepalive: per-request limit from arrival, queueing included, e.g. 5s (exceeded: HTTP 408, inference cancelled); 0 means none")
 	threads := fs.Int("worker-threads", worker.DefaultWorkerThreads, "inferences run at once (metadata.rpc.worker_threads)")
@@ -52,6 +58,7 @@ func run(args []string) int {
 		fmt.Fprintf(fs.Output(), "usage: eas-worker --bundle DIR --name SERVICE [flags]\n\nFlags:\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(fs.Output(), "\nEnvironment:\n  %s\tpath of libonnxruntime.so (overridden by --ort-lib)\n", envORTLib)
+		fmt.Fprintf(fs.Output(), "  %s\tpath of %s, the libtorch shim (overridden by --torch-shim)\n", envTorchShim, torch.ShimName)
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -81,6 +88,28 @@ func run(args []string) int {
 		lib = ort.FindLibrary(filepath.Dir(exe))
 	}
 
+	shim := *torchShim
+	if shim == "" {
+		shim = os.Getenv(envTorchShim)
+	}
+	if shim == "" {
+		exe, _ := os.Executable()
+		shim = torch.FindShim(filepath.Dir(exe))
+	}
+	openTorch := func(device string) worker.Opener {
+		return func(path string, rt processor.Runtime) (processor.Processor, error) {
+			if err := torch.Init(shim); err != nil { // here, so that a missing libtorch is a "failed" event
+				return nil, err
+			}
+			p, err := torchproc.Open(path, rt, torchproc.Options{Device: device})
+			if err != nil {
+				return nil, err
+			}
+			log.Info("serving with "+p.RuntimeVersion(), "libtorch", torch.Version(), "device", device, "intra_op_threads", torch.Threads())
+			return p, nil
+		}
+	}
+
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		worker.ReportFailure(os.Stdout, err)
@@ -101,6 +130,8 @@ func run(args []string) int {
 				}
 				return onnxrt.Open(path, rt)
 			},
+			"pytorch_cpu": openTorch("cpu"),
+			"pytorch_gpu": openTorch("cuda"),
 		},
 		MaxBody:         *maxBody,
 		RequestTimeout:  *timeout,
