@@ -38,6 +38,7 @@ need npm || apt_install nodejs npm
 need curl || apt_install curl
 need gcc || apt_install gcc libc6-dev
 apt_install libonnx-testdata # ONNX backend test suite: Blade's conformance test (internal/blade/conformance)
+apt_install g++ libtorch-dev libopenblas0-pthread # the PyTorch processor's shim (without OpenBLAS libtorch is ~8x slower)
 
 ort="$cache/onnxruntime/$ORT_VERSION"
 if [ ! -f "$ort/libonnxruntime.so.1" ]; then
