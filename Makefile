@@ -6,6 +6,8 @@ GO ?= go
 ROOT := $(abspath .)
 ORT_LIB := $(ROOT)/.cache/libonnxruntime.so
 BINARIES := easd eascmd eas-worker blade
+# Tests find the libtorch shim through OPENEAS_TORCH_SHIM (empty when make build had no libtorch: they skip).
+TORCH_ENV = OPENEAS_TORCH_SHIM=$$([ -f bin/libopeneas_torch.so ] && echo $(ROOT)/bin/libopeneas_torch.so)
 GOTEST_FLAGS ?= -count=1 -timeout 40m
 
 .PHONY: all build deps test test-short vet demo bench clean help
@@ -28,6 +30,8 @@ build: deps
 	@mkdir -p bin
 	$(GO) build -trimpath -o bin/ $(addprefix ./cmd/,$(BINARIES))
 	@cp -f .cache/onnxruntime/*/libonnxruntime.so.1 bin/libonnxruntime.so.1
+	@# The libtorch shim (PyTorch processor); exit 3 = no libtorch here: build without it.
+	@scripts/build-torch-shim.sh bin >/dev/null || { [ $$? -eq 3 ] && rm -f bin/libopeneas_torch.so bin/libopeneas_torch.json; }
 
 vet:
 	@test -z "$$(gofmt -l cmd internal e2e 2>/dev/null)" || { echo "gofmt needed:"; gofmt -l cmd internal e2e; exit 1; }
@@ -35,16 +39,17 @@ vet:
 
 test: build vet
 	scripts/tf-fixtures.sh
-	OPENEAS_ORT_LIB=$(ORT_LIB) OPENEAS_BIN=$(ROOT)/bin $(GO) test $(GOTEST_FLAGS) ./...
+	OPENEAS_ORT_LIB=$(ORT_LIB) OPENEAS_BIN=$(ROOT)/bin $(TORCH_ENV) $(GO) test $(GOTEST_FLAGS) ./...
 
 test-short: build
-	OPENEAS_ORT_LIB=$(ORT_LIB) OPENEAS_BIN=$(ROOT)/bin $(GO) test -short -count=1 ./...
+	OPENEAS_ORT_LIB=$(ORT_LIB) OPENEAS_BIN=$(ROOT)/bin $(TORCH_ENV) $(GO) test -short -count=1 ./...
 
 demo: build
 	scripts/demo.sh
 
 bench: build
 	scripts/bench.sh
+	scripts/bench-torch.sh
 
 clean:
 	rm -rf bin .demo
