@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -131,6 +132,22 @@ func TestTensorFlowFrozenGraph(t *testing.T) {
 			}
 		}
 	}
+
+	// Served latency (gateway → worker → ONNX Runtime), for docs/benchmarks.md.
+	pb, _ := proto.Marshal(&tfpb.PredictRequest{Inputs: map[string]*tfpb.ArrayProto{"input_1:0": {
+		Dtype: tfpb.ArrayDataType_DT_FLOAT, ArrayShape: &tfpb.ArrayShape{Dim: ref.Inputs[0].Shape}, FloatVal: xs}}})
+	var lat []time.Duration
+	for range 30 {
+		hr, _ := http.NewRequest("POST", d.url("/api/predict/tf_emotion"), bytes.NewReader(pb))
+		hr.Header.Set("Authorization", svc.AccessToken)
+		t0 := time.Now()
+		if code, body, err := do(hr); err != nil || code != 200 {
+			t.Fatalf("predict: %d %v %s", code, err, body)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	slices.Sort(lat)
+	t.Logf("served latency (TF protobuf through easd): median %s over %d requests", lat[len(lat)/2], len(lat))
 
 	// An unsupported op fails the deploy, naming it and its node.
 	bad := &tfgraph.GraphDef{Node: []*tfgraph.NodeDef{
