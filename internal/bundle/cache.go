@@ -21,8 +21,22 @@ const (
 // CachedPlugin looks up the plugin result stored under the content key ("sha256:<hex>").
 // outDir is the cached output model directory (read-only; copy it, never write to it) and
 // report the plugin's JSON report, nil when the plugin wrote none.
+//
+// With a shared tier, a result missing from the data directory is fetched from it first
+// (CachedPluginContext bounds that); a failure to fetch counts as a miss.
 func (s *Store) CachedPlugin(key string) (outDir string, report []byte, ok bool) {
+	return s.CachedPluginContext(context.Background(), key)
+}
+
+// CachedPluginContext is CachedPlugin; ctx bounds fetching from the shared tier.
+func (s *Store) CachedPluginContext(ctx context.Context, key string) (outDir string, report []byte, ok bool) {
 	dir, err := entryPath(s.plugins, key, "plugin result")
+	if errors.Is(err, ErrNotFound) && s.shared != nil {
+		dir, err = s.pull(ctx, KindPlugin, key, s.plugins, "plugin result")
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			s.log.Warn("shared plugin result unusable; the plugin runs again", "key", key, "error", err)
+		}
+	}
 	if err != nil {
 		return "", nil, false
 	}
@@ -64,6 +78,9 @@ func (s *Store) PutPlugin(ctx context.Context, key string, outDir string, report
 	final := filepath.Join(s.plugins, hexPart)
 	if err := publish(work, final); err != nil {
 		return "", fmt.Errorf("cache plugin result %s: %w", key, err)
+	}
+	if err := s.share(ctx, KindPlugin, key, final); err != nil {
+		return "", fmt.Errorf("cache plugin result: %w", err)
 	}
 	return filepath.Join(final, PluginOutputDir), nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -37,12 +38,17 @@ var (
 // Store keeps sealed bundles, the plugin result cache and fetched model trees under one data
 // directory. Entries are written once, atomically (a temporary directory renamed into place),
 // and never modified, so any number of goroutines and processes may use one Store at once.
+//
+// With a shared tier (OpenStoreWith), bundles and plugin results are also put into a
+// BundleStore that other easd processes read, and looked up there when missing locally.
 type Store struct {
 	root    string
 	bundles string
 	plugins string
 	models  string
 	tmp     string
+	shared  BundleStore // nil: the data directory only
+	log     *slog.Logger
 }
 
 // OpenStore opens (creating when needed) the store rooted at the data directory root:
@@ -61,6 +67,7 @@ func OpenStore(root string) (*Store, error) {
 		plugins: filepath.Join(abs, PluginsDir),
 		models:  filepath.Join(abs, ModelsDir),
 		tmp:     filepath.Join(abs, TmpDir),
+		log:     slog.New(slog.DiscardHandler),
 	}
 	for _, d := range []string{s.bundles, s.plugins, s.models, s.tmp} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -158,8 +165,12 @@ func (s *Store) SealWarmUp(ctx context.Context, modelDir, warmUpDir string, m Ma
 		return "", fmt.Errorf("seal bundle: %w", err)
 	}
 	hexPart, _ := modelsource.ParseDigest(digest)
-	if err := publish(work, filepath.Join(s.bundles, hexPart)); err != nil {
+	final := filepath.Join(s.bundles, hexPart)
+	if err := publish(work, final); err != nil {
 		return "", fmt.Errorf("seal bundle %s: %w", digest, err)
+	}
+	if err := s.share(ctx, KindBundle, digest, final); err != nil {
+		return "", fmt.Errorf("seal bundle: %w", err)
 	}
 	return digest, nil
 }
@@ -259,9 +270,19 @@ func readManifest(p string) (*Manifest, error) {
 	return &m, nil
 }
 
-// Path returns the directory of the bundle with the given digest.
+// Path returns the directory of the bundle with the given digest. With a shared tier, a
+// bundle missing from the data directory is first fetched from it (PathContext bounds that).
 func (s *Store) Path(digest string) (string, error) {
-	return entryPath(s.bundles, digest, "bundle")
+	return s.PathContext(context.Background(), digest)
+}
+
+// PathContext is Path; ctx bounds fetching the bundle from the shared tier.
+func (s *Store) PathContext(ctx context.Context, digest string) (string, error) {
+	dir, err := entryPath(s.bundles, digest, "bundle")
+	if errors.Is(err, ErrNotFound) && s.shared != nil {
+		return s.pull(ctx, KindBundle, digest, s.bundles, "bundle")
+	}
+	return dir, err
 }
 
 func entryPath(base, digest, what string) (string, error) {
@@ -300,7 +321,12 @@ func (s *Store) Open(digest string) (*Manifest, string, error) {
 // Verify recomputes the digest of a sealed bundle and returns an error wrapping ErrCorrupt when
 // any file was changed, added or removed since sealing.
 func (s *Store) Verify(digest string) error {
-	dir, err := s.Path(digest)
+	return s.VerifyContext(context.Background(), digest)
+}
+
+// VerifyContext is Verify; ctx bounds fetching the bundle from the shared tier.
+func (s *Store) VerifyContext(ctx context.Context, digest string) error {
+	dir, err := s.PathContext(ctx, digest)
 	if err != nil {
 		return err
 	}
@@ -314,9 +340,10 @@ func (s *Store) Verify(digest string) error {
 	return nil
 }
 
-// Remove deletes a sealed bundle. Removing a missing bundle is not an error.
+// Remove deletes a sealed bundle from the data directory (never from the shared tier, which
+// other processes may rely on). Removing a missing bundle is not an error.
 func (s *Store) Remove(digest string) error {
-	dir, err := s.Path(digest)
+	dir, err := entryPath(s.bundles, digest, "bundle")
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
