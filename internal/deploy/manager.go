@@ -16,6 +16,7 @@ import (
 
 	"github.com/openeas/openeas/internal/api"
 	"github.com/openeas/openeas/internal/bundle"
+	"github.com/openeas/openeas/internal/objstore"
 	"github.com/openeas/openeas/internal/plugin"
 	"github.com/openeas/openeas/internal/scheduler"
 	"github.com/openeas/openeas/internal/spec"
@@ -68,6 +69,9 @@ type Options struct {
 	// RateLimitChanged is told a service's metadata.rpc.rate_limit (QPS, 0 = none) each
 	// time a version of it is applied; a deleted service is reported by TokenChanged.
 	RateLimitChanged func(service string, qps int)
+	// OSS and S3 configure oss:// and s3:// model paths; a service's oss_endpoint overrides
+	// OSS.Endpoint. Downloaded objects are cached in DataDir/objects.
+	OSS, S3 objstore.Config
 }
 
 // Manager owns the lifecycle of every service. Its methods are safe for concurrent use:

@@ -32,7 +32,7 @@ func (m *Manager) build(ctx context.Context, name string, version int) (string, 
 		return "", fmt.Errorf("load version %d: %w", version, err)
 	}
 	if vr.BundleDigest != "" {
-		if err := m.opts.Bundles.Verify(vr.BundleDigest); err == nil {
+		if err := m.opts.Bundles.VerifyContext(ctx, vr.BundleDigest); err == nil {
 			return vr.BundleDigest, nil
 		}
 	}
@@ -59,8 +59,13 @@ func (m *Manager) build(ctx context.Context, name string, version int) (string, 
 	}
 	defer os.RemoveAll(scratch)
 	t0 := time.Now()
+	ossCfg := m.opts.OSS
+	if svc.OSSEndpoint != "" {
+		ossCfg.Endpoint = svc.OSSEndpoint
+	}
 	fetched, err := modelsource.Fetch(ctx, svc.ModelPath, modelsource.Options{
 		Dir: scratch, MaxBytes: m.opts.MaxModelBytes, MaxFiles: m.opts.MaxModelFiles, Logger: m.log,
+		OSS: ossCfg, S3: m.opts.S3, ObjectCache: filepath.Join(m.opts.DataDir, "objects"),
 	})
 	if err != nil {
 		return "", fmt.Errorf("fetch model_path: %w", err)
@@ -74,8 +79,14 @@ func (m *Manager) build(ctx context.Context, name string, version int) (string, 
 	if err != nil {
 		return "", fmt.Errorf("model_entry: %w", err)
 	}
-	m.okEvent(ctx, name, fmt.Sprintf("Model fetched: %d file(s), model %s, digest %s (%s)",
-		len(fetched.Files), entry, short(modelDigest), time.Since(t0).Round(time.Millisecond)))
+	from := ""
+	if fetched.Objects > 0 && fetched.CachedObjects == fetched.Objects {
+		from = ", from the object cache: nothing downloaded"
+	} else if fetched.Objects > 0 {
+		from = fmt.Sprintf(", %d object(s) downloaded, %d from the object cache", fetched.Objects-fetched.CachedObjects, fetched.CachedObjects)
+	}
+	m.okEvent(ctx, name, fmt.Sprintf("Model fetched: %d file(s), model %s, digest %s (%s%s)",
+		len(fetched.Files), entry, short(modelDigest), time.Since(t0).Round(time.Millisecond), from))
 
 	// Warm-up requests travel in the bundle; workers replay them before taking traffic and
 	// fail their load (so the deploy) when one cannot be decoded or is rejected.
@@ -120,7 +131,7 @@ func (m *Manager) build(ctx context.Context, name string, version int) (string, 
 		key := plugin.Key(curDigest, ps, procJSON, metaJSON, m.opts.RuntimeVersion)
 		id := plugin.ID(key)
 		run := bundle.PluginRun{ID: id, Image: p.Image, Command: p.Command, Key: key}
-		out, report, cached := m.opts.Bundles.CachedPlugin(key)
+		out, report, cached := m.opts.Bundles.CachedPluginContext(ctx, key)
 		if cached {
 			run.Cached = true
 			m.okEvent(ctx, name, fmt.Sprintf("Executing plugin %s: %s (result cached for this model and config: not run again)", id, p.Image))
