@@ -27,6 +27,7 @@ import (
 	"github.com/openeas/openeas/internal/deploy"
 	"github.com/openeas/openeas/internal/gateway"
 	"github.com/openeas/openeas/internal/metrics"
+	"github.com/openeas/openeas/internal/objstore"
 	"github.com/openeas/openeas/internal/plugin"
 	"github.com/openeas/openeas/internal/scheduler"
 	"github.com/openeas/openeas/internal/spec"
@@ -54,6 +55,13 @@ type Options struct {
 	Logger     *slog.Logger
 	// Ready, when set, receives the bound address once easd serves.
 	Ready func(addr string)
+	// OSS and S3 configure oss:// and s3:// model paths (endpoint, credentials, addressing);
+	// a service's oss_endpoint overrides OSS.Endpoint for that service.
+	OSS, S3 objstore.Config
+	// BundleStore is where sealed bundles and plugin results are shared with other easd
+	// processes: "" or "local" (this data directory only), a directory path, or
+	// oss://bucket/prefix or s3://bucket/prefix (using OSS or S3 above).
+	BundleStore string
 }
 
 // Run serves until ctx ends, then shuts down in order: stop taking requests, drain
@@ -75,7 +83,11 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("open store: %w", err)
 	}
 	defer st.Close()
-	bundles, err := bundle.OpenStore(o.DataDir)
+	shared, err := openShared(ctx, o, log)
+	if err != nil {
+		return err
+	}
+	bundles, err := bundle.OpenStoreWith(o.DataDir, bundle.StoreOptions{Shared: shared, Logger: log})
 	if err != nil {
 		return fmt.Errorf("open bundle store: %w", err)
 	}
@@ -135,7 +147,7 @@ func Run(ctx context.Context, o Options) error {
 		DataDir: o.DataDir, Store: st, Bundles: bundles, Scheduler: sched,
 		Plugins: plugin.Resolver{BladeBinary: blade}, Logger: log, EndpointURL: endpoint,
 		RuntimeVersion: runtimeVersion(blade), TokenChanged: serviceGone, RateLimitChanged: gw.SetRateLimit,
-		PluginEnv: o.PluginEnv,
+		PluginEnv: o.PluginEnv, OSS: o.OSS, S3: o.S3,
 		// PyTorch needs the libtorch shim next to the worker; easd only looks for its files.
 		ProcessorCheck: func(p spec.ProcessorInfo) error {
 			if p.Runtime != "libtorch" {
@@ -191,6 +203,44 @@ func Run(ctx context.Context, o Options) error {
 	stopSched()
 	wg.Wait()
 	return runErr
+}
+
+// openShared opens the bundle store named by o.BundleStore; nil means the data directory only.
+func openShared(ctx context.Context, o Options, log *slog.Logger) (bundle.BundleStore, error) {
+	spec := o.BundleStore
+	switch {
+	case spec == "" || spec == "local":
+		return nil, nil
+	case strings.HasPrefix(spec, "oss://") || strings.HasPrefix(spec, "s3://"):
+		loc, err := objstore.ParseURL(spec)
+		if err != nil {
+			return nil, fmt.Errorf("bundle store: %w", err)
+		}
+		cfg := o.OSS
+		if loc.Scheme == "s3" {
+			cfg = o.S3
+		}
+		cfg.Scheme, cfg.Logger = loc.Scheme, log
+		cl, err := objstore.New(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("bundle store: %w", err)
+		}
+		st, err := bundle.NewObjectStore(ctx, cl, loc.Bucket, loc.Key)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("sharing bundles and plugin results in object storage", "location", loc.String(), "store", cfg)
+		return st, nil
+	case strings.Contains(spec, "://"):
+		return nil, fmt.Errorf("bundle store %q: want local, a directory, oss://bucket/prefix or s3://bucket/prefix", spec)
+	default:
+		st, err := bundle.NewDiskStore(spec)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("sharing bundles and plugin results in a directory", "dir", spec)
+		return st, nil
+	}
 }
 
 func wrapErr(what string, err error) error {
