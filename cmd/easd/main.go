@@ -34,6 +34,19 @@ const envHelp = `
 Environment:
   OPENEAS_ORT_LIB   path of libonnxruntime.so for the workers (default: next to the binaries)
   EASD_LOG_LEVEL    debug, info (default), warn or error
+
+Object storage (oss:// and s3:// model paths, --bundle-store oss://… or s3://…):
+  EAS_OSS_ENDPOINT       OSS endpoint, e.g. oss-cn-hangzhou.aliyuncs.com or http://127.0.0.1:9000
+                         (--oss-endpoint overrides it; a service's oss_endpoint overrides both)
+  OSS_ACCESS_KEY_ID      OSS credentials (ALIBABA_CLOUD_ACCESS_KEY_ID also works)
+  OSS_ACCESS_KEY_SECRET  (ALIBABA_CLOUD_ACCESS_KEY_SECRET also works)
+  OSS_SESSION_TOKEN      for temporary STS credentials (ALIBABA_CLOUD_SECURITY_TOKEN also works)
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION (or AWS_DEFAULT_REGION)
+                         credentials for s3://
+  AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL
+                         S3 endpoint (default s3.amazonaws.com; --s3-endpoint overrides)
+Credentials are read from the environment only (never flags, which other users can see),
+and never appear in logs, events or errors.
 `
 
 func main() {
@@ -85,6 +98,7 @@ func run(args []string) error {
 			return fmt.Errorf("EASD_LOG_LEVEL: %w", err)
 		}
 	}
+	objectStoreEnv(&o, os.Getenv)
 	o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -99,5 +113,35 @@ func serveFlags(o *daemon.Options) *flag.FlagSet {
 	fs.StringVar(&o.BinDir, "bin-dir", "", "directory holding eas-worker and blade (default: this executable's directory)")
 	fs.StringVar(&o.WorkerBinary, "worker", "", "path of the eas-worker binary (default BIN_DIR/eas-worker)")
 	fs.StringVar(&o.BladeBinary, "blade", "", "path of the blade binary that the Blade plugin images resolve to (default BIN_DIR/blade)")
+	fs.StringVar(&o.OSS.Endpoint, "oss-endpoint", "", "endpoint for oss:// paths (default $EAS_OSS_ENDPOINT)")
+	fs.StringVar(&o.OSS.Addressing, "oss-addressing", "auto", "oss:// request style: auto (virtual-host for *.aliyuncs.com, else path), path or virtual")
+	fs.StringVar(&o.S3.Endpoint, "s3-endpoint", "", "endpoint for s3:// paths (default $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else s3.amazonaws.com)")
+	fs.StringVar(&o.S3.Addressing, "s3-addressing", "auto", "s3:// request style: auto (virtual-host for amazonaws.com, else path), path or virtual")
+	fs.StringVar(&o.BundleStore, "bundle-store", "local", "where sealed bundles and plugin results are shared between easd processes: local (the data dir only), a directory, oss://bucket/prefix or s3://bucket/prefix")
 	return fs
+}
+
+// objectStoreEnv fills the object-store settings the flags left empty from the environment.
+func objectStoreEnv(o *daemon.Options, getenv func(string) string) {
+	first := func(names ...string) string {
+		for _, n := range names {
+			if v := getenv(n); v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	if o.OSS.Endpoint == "" {
+		o.OSS.Endpoint = getenv("EAS_OSS_ENDPOINT")
+	}
+	o.OSS.AccessKeyID = first("OSS_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_ID")
+	o.OSS.SecretAccessKey = first("OSS_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+	o.OSS.SessionToken = first("OSS_SESSION_TOKEN", "ALIBABA_CLOUD_SECURITY_TOKEN")
+	if o.S3.Endpoint == "" {
+		o.S3.Endpoint = first("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+	}
+	o.S3.AccessKeyID = getenv("AWS_ACCESS_KEY_ID")
+	o.S3.SecretAccessKey = getenv("AWS_SECRET_ACCESS_KEY")
+	o.S3.SessionToken = getenv("AWS_SESSION_TOKEN")
+	o.S3.Region = first("AWS_REGION", "AWS_DEFAULT_REGION")
 }
