@@ -245,3 +245,16 @@ func corrupt(err error) error {
 	}
 	return err
 }
+
+// UnpackFile extracts the archive file at src into dst (an existing, empty directory) under the
+// same rules as a model_path archive: the format comes from name's suffix (.tar, .tar.gz, .tgz,
+// .tar.bz2, .zip), only regular files and directories are allowed, no member may leave dst, and
+// at most maxBytes (0: DefaultMaxBytes) and maxFiles (0: DefaultMaxFiles) are extracted.
+func UnpackFile(ctx context.Context, src, name, dst string, maxBytes int64, maxFiles int) error {
+	kind := archiveKind(name)
+	if kind == "" {
+		return fmt.Errorf("unpack %s: not a known archive name (.tar, .tar.gz, .tgz, .tar.bz2, .zip)", name)
+	}
+	o := Options{MaxBytes: maxBytes, MaxFiles: maxFiles}.withDefaults()
+	return unpack(ctx, src, name, kind, dst, &limits{maxBytes: o.MaxBytes, maxFiles: o.MaxFiles})
+}

@@ -128,11 +128,12 @@ func fetchObjectDir(ctx context.Context, cl *objstore.Client, prefix string, obj
 
 // obtainObject returns a local file holding the object's verified content: the object cache's
 // copy when it has one (no GET at all), else a fresh download, kept in the cache when there is
-// one. cleanup removes a download made outside the cache.
+// one. Downloads land in scratch first (emptied at easd start, so a crash leaves no partial
+// file in the cache) and are renamed into the cache once verified. cleanup removes a download
+// that is not in the cache.
 func obtainObject(ctx context.Context, cl *objstore.Client, obj objstore.Object, scratch string, opts Options, st *objectStats) (string, func(), error) {
 	st.objects++
 	noop := func() {}
-	dir := scratch
 	var cached string
 	if opts.ObjectCache != "" {
 		cached = filepath.Join(opts.ObjectCache, objectCacheKey(cl.Endpoint(), obj))
@@ -145,9 +146,8 @@ func obtainObject(ctx context.Context, cl *objstore.Client, obj objstore.Object,
 		if err := os.MkdirAll(opts.ObjectCache, 0o755); err != nil {
 			return "", noop, fmt.Errorf("object cache: %w", err)
 		}
-		dir = opts.ObjectCache
 	}
-	f, err := os.CreateTemp(dir, ".download-*")
+	f, err := os.CreateTemp(scratch, "download-*")
 	if err != nil {
 		return "", noop, fmt.Errorf("download %s: %w", obj.Key, err)
 	}
@@ -162,18 +162,19 @@ func obtainObject(ctx context.Context, cl *objstore.Client, obj objstore.Object,
 		return "", noop, err
 	}
 	st.downloaded += obj.Size
+	drop := func() { os.Remove(tmp) }
 	if cached == "" {
-		return tmp, func() { os.Remove(tmp) }, nil
+		return tmp, drop, nil
 	}
 	// Read-only, since fetched trees hard-link it; renamed last so the cache only ever
 	// holds complete, verified objects (a concurrent identical download simply replaces it).
 	if err := os.Chmod(tmp, 0o444); err != nil {
-		os.Remove(tmp)
-		return "", noop, fmt.Errorf("object cache: %w", err)
+		return tmp, drop, nil
 	}
 	if err := os.Rename(tmp, cached); err != nil {
-		os.Remove(tmp)
-		return "", noop, fmt.Errorf("object cache: %w", err)
+		// Not fatal: the download is good, only the next fetch will download again.
+		opts.Logger.Warn("object cache: cannot keep the download (cache and scratch on different filesystems?)", "error", err)
+		return tmp, drop, nil
 	}
 	return cached, noop, nil
 }
