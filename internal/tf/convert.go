@@ -3,7 +3,6 @@ package tf
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 
@@ -20,7 +19,6 @@ type Options struct {
 	// Outputs are the TF tensors the model must produce ("logits", "logits:0"); the graph is
 	// pruned to what they need. Empty: every tensor no node consumes.
 	Outputs []string
-	// Inputs optionally narrows which placeholders are inputs; unused ones are dropped anyway.
 }
 
 // Result is a converted model.
@@ -411,5 +409,3 @@ func normAxes(axes []int64, rank int) ([]int64, error) {
 	}
 	return out, nil
 }
-
-func isSorted(v []int64) bool { return slices.IsSorted(v) }
