@@ -11,10 +11,18 @@ import (
 	"path/filepath"
 )
 
-// config is the saved connection settings (~/.eascmd/config.json).
+// config is the saved connection settings (~/.eascmd/config.json). The oss_* fields are for
+// `eascmd upload`; files written before they existed still load.
 type config struct {
 	Endpoint string `json:"endpoint"`
 	Token    string `json:"token"`
+
+	OSSEndpoint        string `json:"oss_endpoint,omitempty"`
+	OSSBucket          string `json:"oss_bucket,omitempty"`
+	OSSAccessKeyID     string `json:"oss_access_key_id,omitempty"`
+	OSSAccessKeySecret string `json:"oss_access_key_secret,omitempty"`
+	// OSSAddressing is auto (default), path or virtual; see `easd --help`.
+	OSSAddressing string `json:"oss_addressing,omitempty"`
 }
 
 // loadConfig reads the config file; a missing file is an empty config.
@@ -33,7 +41,7 @@ func loadConfig(path string) (config, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cfg); err != nil {
-		return cfg, fmt.Errorf("config file %s: %w (expected {\"endpoint\": \"…\", \"token\": \"…\"})", path, err)
+		return cfg, fmt.Errorf("config file %s: %w (expected {\"endpoint\": \"…\", \"token\": \"…\"} and optionally oss_endpoint, oss_bucket, oss_access_key_id, oss_access_key_secret, oss_addressing)", path, err)
 	}
 	return cfg, nil
 }
@@ -70,6 +78,11 @@ func runConfig(ctx context.Context, c *cli, args []string) error {
 	fs := c.flags("config")
 	endpoint := fs.String("e", "", "server `endpoint`, e.g. http://127.0.0.1:8080")
 	token := fs.String("k", "", "admin `token` (easd writes it to DATA/admin.token)")
+	ossEndpoint := fs.String("oss-endpoint", "", "object storage `endpoint` for upload, e.g. oss-cn-hangzhou.aliyuncs.com or http://127.0.0.1:9000")
+	ossBucket := fs.String("oss-bucket", "", "default `bucket` for upload")
+	ossID := fs.String("oss-access-key-id", "", "object storage access key `id`")
+	ossSecret := fs.String("oss-access-key-secret", "", "object storage access key `secret` (or set OSS_ACCESS_KEY_SECRET instead of saving it)")
+	ossAddressing := fs.String("oss-addressing", "", "object storage request `style`: auto, path or virtual")
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
@@ -80,19 +93,28 @@ func runConfig(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *endpoint == "" && *token == "" {
-		masked := ""
-		if cfg.Token != "" {
-			masked = "****"
+	if *endpoint == "" && *token == "" && *ossEndpoint == "" && *ossBucket == "" && *ossID == "" && *ossSecret == "" && *ossAddressing == "" {
+		mask := func(s string) string {
+			if s != "" {
+				return "****"
+			}
+			return ""
 		}
-		fmt.Fprintf(c.opts.Stdout, "Config file: %s\nEndpoint: %s\nToken: %s\n", c.configPath, cfg.Endpoint, masked)
+		fmt.Fprintf(c.opts.Stdout, "Config file: %s\nEndpoint: %s\nToken: %s\n", c.configPath, cfg.Endpoint, mask(cfg.Token))
+		if cfg.OSSEndpoint != "" || cfg.OSSBucket != "" || cfg.OSSAccessKeyID != "" {
+			fmt.Fprintf(c.opts.Stdout, "OSS Endpoint: %s\nOSS Bucket: %s\nOSS Access Key ID: %s\nOSS Access Key Secret: %s\n",
+				cfg.OSSEndpoint, cfg.OSSBucket, cfg.OSSAccessKeyID, mask(cfg.OSSAccessKeySecret))
+		}
 		return nil
 	}
-	if *endpoint != "" {
-		cfg.Endpoint = *endpoint
-	}
-	if *token != "" {
-		cfg.Token = *token
+	for _, f := range []struct {
+		dst *string
+		v   string
+	}{{&cfg.Endpoint, *endpoint}, {&cfg.Token, *token}, {&cfg.OSSEndpoint, *ossEndpoint}, {&cfg.OSSBucket, *ossBucket},
+		{&cfg.OSSAccessKeyID, *ossID}, {&cfg.OSSAccessKeySecret, *ossSecret}, {&cfg.OSSAddressing, *ossAddressing}} {
+		if f.v != "" {
+			*f.dst = f.v
+		}
 	}
 	if err := saveConfig(c.configPath, cfg); err != nil {
 		return err

@@ -27,8 +27,12 @@ func main() {
 		Stderr:      os.Stderr,
 		EnvEndpoint: os.Getenv("EAS_ENDPOINT"),
 		EnvToken:    os.Getenv("EAS_ADMIN_TOKEN"),
-		Location:    time.Local,
-		Version:     version,
+		EnvOSS: OSSEnv{
+			Endpoint: os.Getenv("EAS_OSS_ENDPOINT"), Bucket: os.Getenv("EAS_OSS_BUCKET"),
+			AccessKeyID: os.Getenv("OSS_ACCESS_KEY_ID"), AccessKeySecret: os.Getenv("OSS_ACCESS_KEY_SECRET"),
+		},
+		Location: time.Local,
+		Version:  version,
 	}
 	if home, err := os.UserHomeDir(); err == nil {
 		opts.ConfigPath = filepath.Join(home, ".eascmd", "config.json")

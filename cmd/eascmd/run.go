@@ -23,9 +23,12 @@ type Options struct {
 	// EnvEndpoint and EnvToken come from EAS_ENDPOINT and EAS_ADMIN_TOKEN; non-empty
 	// values override the config file.
 	EnvEndpoint, EnvToken string
-	HTTPClient            *http.Client   // nil: a client without timeout (events stream)
-	Location              *time.Location // for printed times; nil: UTC
-	Version               string         // the client's version
+	// EnvOSS comes from EAS_OSS_ENDPOINT, EAS_OSS_BUCKET, OSS_ACCESS_KEY_ID and
+	// OSS_ACCESS_KEY_SECRET; non-empty values override the config file (for upload).
+	EnvOSS     OSSEnv
+	HTTPClient *http.Client   // nil: a client without timeout (events stream)
+	Location   *time.Location // for printed times; nil: UTC
+	Version    string         // the client's version
 	// ReconnectDelay is the pause before following events again when the server ended
 	// the stream before the service settled. Default 1s.
 	ReconnectDelay time.Duration
@@ -57,6 +60,7 @@ var commands = []command{
 	{"stop", "NAME", "stop a service"},
 	{"delete", "NAME [-y]", "delete a service"},
 	{"events", "NAME", "show a service's events"},
+	{"upload", "FILE|DIR [--bucket B] [--key K]", "upload a model to object storage and print its oss:// path"},
 	{"version", "", "show client and server versions"},
 	{"bench", "NAME -c CONC (-n N | -d DURATION) --data FILE [--content-type T] [-o json]", "load-test a service: throughput, latency percentiles, errors by status"},
 }
@@ -67,13 +71,15 @@ func runners() map[string]runner {
 	return map[string]runner{
 		"config": runConfig, "create": runCreate, "list": runList, "desc": runDesc,
 		"modify": runModify, "start": runStart, "stop": runStop, "delete": runDelete,
-		"events": runEvents, "version": runVersion, "bench": runBench,
+		"events": runEvents, "version": runVersion, "upload": runUpload, "bench": runBench,
 	}
 }
 
 const envHelp = `Environment:
   EAS_ENDPOINT     server address (e.g. http://127.0.0.1:8080); overrides the config file
   EAS_ADMIN_TOKEN  admin token; overrides the config file
+  EAS_OSS_ENDPOINT, EAS_OSS_BUCKET, OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET
+                   object storage for upload; override the config file
 `
 
 // cli is the state one Run shares with the commands.
