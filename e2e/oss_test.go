@@ -1,0 +1,131 @@
+package e2e
+
+import (
+	"context"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openeas/openeas/internal/api"
+	"github.com/openeas/openeas/internal/objstore/miniotest"
+)
+
+var modelDigestRE = regexp.MustCompile(`Model fetched: .* digest (sha256:[0-9a-f]+)`)
+
+// A service whose model_path is on object storage deploys and predicts exactly like one with
+// a local path; the same object is never downloaded twice; bad paths and bad credentials fail
+// their own service only, with a clear message; the secret key appears nowhere.
+func TestDeployFromObjectStorage(t *testing.T) {
+	e := requireEnv(t)
+	srv := miniotest.Start(t)
+	proxy := srv.Proxy(t) // counts the GETs easd makes
+	t.Setenv("EAS_OSS_ENDPOINT", proxy.URL)
+	t.Setenv("OSS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("OSS_ACCESS_KEY_SECRET", srv.SecretKey)
+	t.Setenv("EAS_OSS_BUCKET", "models")
+	d := startEasd(t, e, "")
+	local := filepath.Join(e.repo, clsModel)
+	ref := openModel(t, e, local)
+
+	// eascmd upload creates the bucket and prints the path to deploy from.
+	out, err := d.eascmd("upload", local, "--key", "ocr/cls.onnx")
+	if err != nil || !strings.Contains(out, "[OK] oss target path: [oss://models/ocr/cls.onnx]") {
+		t.Fatalf("eascmd upload: %v\n%s", err, out)
+	}
+	deploy := func(name, modelPath string) {
+		t.Helper()
+		f := writeJSON(t, filepath.Join(t.TempDir(), name+".json"), map[string]any{
+			"name": name, "model_path": modelPath, "processor": "onnxruntime_cpu", "metadata": map[string]any{"instance": 1},
+		})
+		if out, err := d.eascmd("create", f); err != nil && !strings.Contains(out, "[FAILED]") {
+			t.Fatalf("eascmd create %s: %v\n%s", name, err, out)
+		}
+	}
+
+	deploy("cls-local", local)
+	deploy("cls-oss", "oss://models/ocr/cls.onnx")
+	d.waitStatus("cls-local", api.StatusRunning, 2*time.Minute)
+	svc := d.waitStatus("cls-oss", api.StatusRunning, 2*time.Minute)
+	digestOf := func(name string) string {
+		m := modelDigestRE.FindStringSubmatch(d.eventText(name))
+		if m == nil {
+			t.Fatalf("no 'Model fetched' event for %s:\n%s", name, d.eventText(name))
+		}
+		return m[1]
+	}
+	if a, b := digestOf("cls-local"), digestOf("cls-oss"); a != b {
+		t.Errorf("model digest from oss:// %s, from the local path %s: want the same model", b, a)
+	}
+	x := clsInput(1)
+	want := ref.reference(t, x)
+	for _, name := range []string{"cls-local", "cls-oss"} {
+		s, err := d.client.Describe(context.Background(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, body, err := predictJSON(d, name, s.AccessToken, ref.in, x)
+		if err != nil || code != 200 {
+			t.Fatalf("predict %s: %d %s %v", name, code, body, err)
+		}
+		assertClose(t, "predict "+name, jsonOutput(t, body, ref.out), want, 1e-5)
+	}
+	gets := proxy.Counts().Get
+	if gets == 0 {
+		t.Fatal("no object GET went through the counting proxy")
+	}
+
+	// A second service on the same object: served from the object cache, no GET.
+	deploy("cls-oss-2", "oss://models/ocr/cls.onnx")
+	d.waitStatus("cls-oss-2", api.StatusRunning, 2*time.Minute)
+	if c := proxy.Counts(); c.Get != gets {
+		t.Errorf("second service on the same object made %d object GETs, want 0", c.Get-gets)
+	}
+	if ev := d.eventText("cls-oss-2"); !strings.Contains(ev, "from the object cache: nothing downloaded") {
+		t.Errorf("events do not say the model came from the cache:\n%s", ev)
+	}
+
+	// A missing key fails that service with a clear message; the others keep serving.
+	deploy("cls-missing", "oss://models/ocr/nope.onnx")
+	bad := d.waitStatus("cls-missing", api.StatusFailed, time.Minute)
+	if !strings.Contains(bad.Message, "oss://models/ocr/nope.onnx") || !strings.Contains(bad.Message, "no such object") {
+		t.Errorf("missing key: message %q", bad.Message)
+	}
+	if code, _, _ := predictJSON(d, "cls-oss", svc.AccessToken, ref.in, x); code != 200 {
+		t.Errorf("cls-oss after another service failed: status %d", code)
+	}
+
+	// The secret is nowhere: easd's log, events, desc output.
+	for _, name := range []string{"cls-oss", "cls-oss-2", "cls-missing"} {
+		desc, _ := d.eascmd("desc", name)
+		for what, text := range map[string]string{"events": d.eventText(name), "desc": desc} {
+			if strings.Contains(text, srv.SecretKey) {
+				t.Errorf("%s of %s shows the secret key", what, name)
+			}
+		}
+	}
+	if strings.Contains(d.log.String(), srv.SecretKey) {
+		t.Error("the easd log shows the secret key")
+	}
+
+	// Wrong credentials: a second easd whose secret is wrong fails the service, saying why.
+	wrong := "wrong-" + srv.SecretKey
+	t.Setenv("OSS_ACCESS_KEY_SECRET", wrong)
+	d2 := startEasd(t, e, "")
+	f := writeJSON(t, filepath.Join(t.TempDir(), "denied.json"), map[string]any{
+		"name": "cls-denied", "model_path": "oss://models/ocr/cls.onnx", "processor": "onnxruntime_cpu",
+		"oss_endpoint": srv.Endpoint(), // the service's endpoint wins over easd's
+	})
+	_, _ = d2.eascmd("create", f)
+	denied := d2.waitStatus("cls-denied", api.StatusFailed, time.Minute)
+	if !strings.Contains(denied.Message, "access denied") {
+		t.Errorf("wrong secret: message %q", denied.Message)
+	}
+	desc, _ := d2.eascmd("desc", "cls-denied")
+	for _, text := range []string{d2.log.String(), d2.eventText("cls-denied"), desc} {
+		if strings.Contains(text, srv.SecretKey) {
+			t.Error("the secret shows in the log, events or desc of the second easd")
+		}
+	}
+}
