@@ -39,6 +39,7 @@ vet:
 
 test: build vet
 	scripts/tf-fixtures.sh
+	OPENEAS_MINIO=$$(scripts/minio.sh) && export OPENEAS_MINIO && \
 	OPENEAS_ORT_LIB=$(ORT_LIB) OPENEAS_BIN=$(ROOT)/bin $(TORCH_ENV) $(GO) test $(GOTEST_FLAGS) ./...
 
 test-short: build
