@@ -57,6 +57,18 @@ func Binary(t testing.TB) (string, error) {
 		}
 		return p, nil
 	}
+	cache := os.Getenv("OPENEAS_CACHE")
+	if cache == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			cache = filepath.Join(home, ".cache", "openeas")
+		}
+	}
+	if p := filepath.Join(cache, "minio", "bin", "minio"); cache != "" && fileExists(p) {
+		return p, nil
+	}
+	if testing.Short() {
+		return "", errors.New("MinIO is not built yet and -short does not build it (run scripts/minio.sh, ~4 min once)")
+	}
 	buildOnce.Do(func() {
 		root, err := repoRoot()
 		if err != nil {
@@ -282,4 +294,9 @@ func (s *Server) Proxy(t testing.TB) *Proxy {
 	t.Cleanup(func() { _ = srv.Close() })
 	p.URL = "http://" + ln.Addr().String()
 	return p
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
 }
