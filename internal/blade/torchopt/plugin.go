@@ -1,0 +1,133 @@
+package torchopt
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/openeas/openeas/internal/blade"
+	"github.com/openeas/openeas/internal/processor/torchproc"
+)
+
+// PluginRequest decides whether a plugin run is for a TorchScript model: the model that
+// config.model_info names is one, or there is no model_info and the input holds exactly one
+// TorchScript file and no .onnx file. ok is false for anything else (Blade for ONNX's job).
+func PluginRequest(env blade.PluginEnv) (req *blade.PluginRequest, ok bool, err error) {
+	files, err := listFiles(env.Input)
+	if err != nil {
+		return nil, false, fmt.Errorf("blade: read EAS_PLUGIN_INPUT: %w", err)
+	}
+	var cfg []byte
+	if env.Config != "" {
+		if cfg, err = os.ReadFile(env.Config); err != nil {
+			return nil, false, fmt.Errorf("blade: read EAS_PLUGIN_CONFIG: %w", err)
+		}
+	}
+	req, perr := blade.ParsePluginConfig(cfg, files)
+	if perr == nil {
+		return req, IsTorchScript(req.ModelFile), nil
+	}
+	var torchFiles, onnxFiles int
+	var model string
+	for _, f := range files {
+		switch {
+		case IsTorchScript(f):
+			torchFiles++
+			model = f
+		case strings.HasSuffix(strings.ToLower(f), ".onnx"):
+			onnxFiles++
+		}
+	}
+	if strings.Contains(perr.Error(), "no config.model_info") && torchFiles == 1 && onnxFiles == 0 {
+		return &blade.PluginRequest{ModelFile: model, Options: blade.Options{Level: blade.LevelO1}}, true, nil
+	}
+	return nil, torchFiles > 0 && onnxFiles == 0, fmt.Errorf("blade: %w", perr)
+}
+
+// RunPlugin optimizes the TorchScript model of req and writes it under the same name into
+// env.Output with its signature file, every other input file copied unchanged, runtime.json
+// beside it, and the report at env.Report. base supplies threads, runs and progress.
+func RunPlugin(ctx context.Context, env blade.PluginEnv, req *blade.PluginRequest, optimizeFor string, base blade.Options) (*blade.Result, error) {
+	if !strings.EqualFold(optimizeFor, blade.DeviceCPU) {
+		return nil, fmt.Errorf("blade: --optimize_for %q: Blade for TorchScript optimizes for cpu; the pytorch_gpu processor serves the model unchanged", optimizeFor)
+	}
+	for name, v := range map[string]string{"EAS_PLUGIN_INPUT": env.Input, "EAS_PLUGIN_OUTPUT": env.Output, "EAS_PLUGIN_REPORT": env.Report} {
+		if v == "" {
+			return nil, fmt.Errorf("blade: plugin mode needs %s", name)
+		}
+	}
+	o := base
+	po := req.Options
+	o.Model = filepath.Join(env.Input, filepath.FromSlash(req.ModelFile))
+	o.Level, o.Device = po.Level, blade.DeviceCPU
+	o.InputShapes, o.InputRanges, o.Accuracy = po.InputShapes, po.InputRanges, po.Accuracy
+	o.TestData, o.CalibrationDataset = "", ""
+	if po.TestData != "" {
+		o.TestData = filepath.Join(env.Input, filepath.FromSlash(po.TestData))
+	}
+	if po.CalibrationDataset != "" {
+		o.CalibrationDataset = filepath.Join(env.Input, filepath.FromSlash(po.CalibrationDataset))
+	}
+	tmp, err := os.MkdirTemp("", "blade-torch-")
+	if err != nil {
+		return nil, fmt.Errorf("blade: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	o.OutputDir, o.ModelName = tmp, filepath.Base(req.ModelFile)
+	res, err := Optimize(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	files, err := listFiles(env.Input)
+	if err != nil {
+		return nil, err
+	}
+	sigFile := req.ModelFile + torchproc.SignatureSuffix
+	for _, f := range files {
+		if f == req.ModelFile || f == sigFile || f == blade.RuntimeFile {
+			continue
+		}
+		dst := filepath.Join(env.Output, filepath.FromSlash(f))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return nil, err
+		}
+		if err := copyFile(filepath.Join(env.Input, filepath.FromSlash(f)), dst); err != nil {
+			return nil, fmt.Errorf("blade: copy %s to the output: %w", f, err)
+		}
+	}
+	dstModel := filepath.Join(env.Output, filepath.FromSlash(req.ModelFile))
+	if err := os.MkdirAll(filepath.Dir(dstModel), 0o755); err != nil {
+		return nil, err
+	}
+	for _, mv := range [][2]string{
+		{res.ModelPath, dstModel}, {res.ModelPath + torchproc.SignatureSuffix, dstModel + torchproc.SignatureSuffix},
+		{res.RuntimePath, filepath.Join(env.Output, blade.RuntimeFile)}, {res.ReportPath, env.Report},
+	} {
+		if err := copyFile(mv[0], mv[1]); err != nil {
+			return nil, fmt.Errorf("blade: write plugin output: %w", err)
+		}
+	}
+	res.ModelPath, res.RuntimePath, res.ReportPath = dstModel, filepath.Join(env.Output, blade.RuntimeFile), env.Report
+	return res, nil
+}
+
+func listFiles(dir string) ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			rel, err := filepath.Rel(dir, p)
+			if err != nil {
+				return err
+			}
+			files = append(files, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	return files, err
+}
