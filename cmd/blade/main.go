@@ -1,4 +1,4 @@
-// Command blade optimizes ONNX models for CPU inference, standalone (blade optimize …) or as an
+// Command blade optimizes ONNX and TorchScript models for CPU inference, standalone (blade optimize …) or as an
 // EAS plugin (blade --mode eas_plugin --optimize_for cpu).
 package main
 
@@ -17,11 +17,14 @@ import (
 	"syscall"
 
 	"github.com/openeas/openeas/internal/blade"
+	"github.com/openeas/openeas/internal/blade/torchopt"
 	"github.com/openeas/openeas/internal/ort"
+	"github.com/openeas/openeas/internal/torch"
 )
 
 const envHelp = `Environment:
   OPENEAS_ORT_LIB     path of libonnxruntime.so (default: --ort-lib, else next to the blade executable)
+  OPENEAS_TORCH_SHIM  path of libopeneas_torch.so for TorchScript models (.pt) (default: --torch-shim, else next to the blade executable)
   EAS_PLUGIN_INPUT    plugin mode: read-only directory holding the model
   EAS_PLUGIN_OUTPUT   plugin mode: empty directory that receives the optimized model and runtime.json
   EAS_PLUGIN_CONFIG   plugin mode: JSON file {"config": {"model_info": {...}}, "processor": ..., "metadata": ...}
@@ -51,20 +54,46 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // common holds the flags both modes share.
 type common struct {
-	ortLib  string
-	threads string
-	runs    int
-	verbose bool
+	ortLib    string
+	torchShim string
+	threads   string
+	runs      int
+	verbose   bool
 }
 
 func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.ortLib, "ort-lib", "", "path of libonnxruntime.so (default $OPENEAS_ORT_LIB, else next to the executable)")
+	fs.StringVar(&c.torchShim, "torch-shim", "", "path of libopeneas_torch.so, for TorchScript models (default $OPENEAS_TORCH_SHIM, else next to the executable)")
 	fs.StringVar(&c.threads, "threads", "", "comma-separated intra-op thread counts to try (default 1 and the number of CPUs)")
 	fs.IntVar(&c.runs, "runs", blade.DefaultRuns, "timed runs per candidate after warm-up")
 	fs.BoolVar(&c.verbose, "v", false, "debug logs on stderr")
 }
 
 func (c *common) apply(o *blade.Options, stderr io.Writer) error {
+	if err := c.settings(o, stderr); err != nil {
+		return err
+	}
+	return initORT(c.ortLib)
+}
+
+// applyTorch is apply for TorchScript models: libtorch instead of ONNX Runtime.
+func (c *common) applyTorch(o *blade.Options, stderr io.Writer) error {
+	if err := c.settings(o, stderr); err != nil {
+		return err
+	}
+	shim := c.torchShim
+	if shim == "" {
+		shim = os.Getenv("OPENEAS_TORCH_SHIM")
+	}
+	if shim == "" {
+		if exe, err := os.Executable(); err == nil {
+			shim = torch.FindShim(filepath.Dir(exe))
+		}
+	}
+	return torch.Init(shim)
+}
+
+func (c *common) settings(o *blade.Options, stderr io.Writer) error {
 	lvl := slog.LevelWarn
 	if c.verbose {
 		lvl = slog.LevelDebug
@@ -81,7 +110,7 @@ func (c *common) apply(o *blade.Options, stderr io.Writer) error {
 			o.Threads = append(o.Threads, n)
 		}
 	}
-	return initORT(c.ortLib)
+	return nil
 }
 
 func initORT(flagPath string) error {
@@ -169,10 +198,15 @@ func runOptimize(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	o.Inputs, o.Outputs = splitList(inputs), splitList(outputs)
 	o.InputShapes, o.InputRanges = splitSets(shapes), splitSets(ranges)
 	o.Accuracy = blade.AccuracyBudget{MaxRelativeError: maxRel, MinCosine: minCos, MinTop1Agreement: minTop1}
-	if err := c.apply(&o, stderr); err != nil {
+	optimize := blade.Optimize
+	apply := c.apply
+	if torchopt.IsTorchScript(o.Model) {
+		optimize, apply = torchopt.Optimize, c.applyTorch
+	}
+	if err := apply(&o, stderr); err != nil {
 		return err
 	}
-	res, err := blade.Optimize(ctx, o)
+	res, err := optimize(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -215,6 +249,22 @@ Plugin-mode flags:
 		Config: os.Getenv("EAS_PLUGIN_CONFIG"),
 		Report: os.Getenv("EAS_PLUGIN_REPORT"),
 		Device: os.Getenv("EAS_PLUGIN_DEVICE"),
+	}
+	// TorchScript models go to Blade for TorchScript (libtorch), the rest to ONNX.
+	if req, ok, err := torchopt.PluginRequest(env); ok {
+		if err != nil {
+			return err
+		}
+		var o blade.Options
+		if err := c.applyTorch(&o, stderr); err != nil {
+			return err
+		}
+		res, err := torchopt.RunPlugin(ctx, env, req, optimizeFor, o)
+		if err != nil {
+			return err
+		}
+		res.Report.PrintTable(stdout)
+		return nil
 	}
 	if strings.EqualFold(optimizeFor, blade.DeviceGPU) {
 		// Fail before loading the runtime: the message is about the build, not the library.
