@@ -77,6 +77,9 @@ func (c Config) String() string {
 	return fmt.Sprintf("endpoint %s (%s)", ep, cred)
 }
 
+// GoString keeps secrets out of %#v as well.
+func (c Config) GoString() string { return "objstore.Config{" + c.String() + "}" }
+
 // LogValue keeps secrets out of structured logs too.
 func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 

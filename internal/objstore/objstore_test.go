@@ -98,7 +98,7 @@ func TestConfigHidesSecrets(t *testing.T) {
 	cfg := Config{Endpoint: "oss-cn-hangzhou.aliyuncs.com", AccessKeyID: "LTAI5tExampleKeyId", SecretAccessKey: "TopSecretValue", SessionToken: "TokenValue"}
 	var buf bytes.Buffer
 	slog.New(slog.NewTextHandler(&buf, nil)).Info("x", "store", cfg)
-	for _, s := range []string{cfg.String(), fmt.Sprint(cfg), buf.String()} {
+	for _, s := range []string{cfg.String(), fmt.Sprint(cfg), fmt.Sprintf("%+v %#v", cfg, cfg), buf.String()} {
 		if strings.Contains(s, "TopSecretValue") || strings.Contains(s, "TokenValue") || strings.Contains(s, "LTAI5tExampleKeyId") {
 			t.Errorf("config shows a secret: %s", s)
 		}
