@@ -18,7 +18,8 @@ import (
 
 // TestLatency is scripts/bench-torch.sh's measurement of the processor (make bench), not a
 // check: it runs only when OPENEAS_TORCH_BENCH="MODEL THREADS RUNS float|int64 DIM..." is
-// set (the arguments of internal/torch/bench/direct.cpp) and prints
+// set (the arguments of internal/torch/bench/direct.cpp; OPENEAS_TORCH_BENCH_DEVICE=cuda
+// runs on the GPU) and prints
 // "latency median_ms min_ms max_ms" for Predict, decoding and encoding aside.
 func TestLatency(t *testing.T) {
 	spec := strings.Fields(os.Getenv("OPENEAS_TORCH_BENCH"))
@@ -33,7 +34,7 @@ func TestLatency(t *testing.T) {
 		d, _ := strconv.ParseInt(s, 10, 64)
 		shape = append(shape, d)
 	}
-	p, err := Open(spec[0], processor.Runtime{IntraOpThreads: threads}, Options{})
+	p, err := Open(spec[0], processor.Runtime{IntraOpThreads: threads}, Options{Device: os.Getenv("OPENEAS_TORCH_BENCH_DEVICE")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,5 +62,5 @@ func TestLatency(t *testing.T) {
 		}
 	}
 	slices.Sort(ms)
-	fmt.Printf("latency %.3f %.3f %.3f (libtorch %s, %d threads)\n", ms[len(ms)/2], ms[0], ms[len(ms)-1], torch.Version(), torch.Threads())
+	fmt.Printf("latency %.3f %.3f %.3f (%s, %d threads)\n", ms[len(ms)/2], ms[0], ms[len(ms)-1], p.RuntimeVersion(), torch.Threads())
 }
