@@ -195,7 +195,12 @@ func ExposeTensors(m *onnxpb.ModelProto, names []string) []string {
 		have[o.GetName()] = true
 	}
 	var out []string
+	listed := map[string]bool{}
 	for _, n := range names {
+		if listed[n] {
+			continue // each output may be requested once
+		}
+		listed[n] = true
 		out = append(out, n)
 		if have[n] {
 			continue
