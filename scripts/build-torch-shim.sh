@@ -14,6 +14,7 @@ out=${1:-$root/bin}
 src=$root/internal/torch/shim
 cache=${OPENEAS_CACHE:-$HOME/.cache/openeas}/torch-shim
 CXX=${CXX:-g++}
+cuda=false
 
 flags=(-O2 -fPIC -shared -std=c++17)
 libs=(-Wl,--no-as-needed -ltorch -ltorch_cpu -lc10)
@@ -24,16 +25,22 @@ if [ -n "${TORCH_DIR:-}" ]; then
   libs=(-L"$TORCH_DIR/lib" -Wl,-rpath,"$TORCH_DIR/lib" "${libs[@]}")
   if [ -f "$TORCH_DIR/lib/libtorch_cuda.so" ]; then
     libs+=(-ltorch_cuda -lc10_cuda)
+    cuda=true
   fi
-  version=$(grep -ho 'TORCH_VERSION "[^"]*"' "$TORCH_DIR/include/torch/version.h" 2>/dev/null || echo unknown)
+  # The header moved from torch/csrc/api/include/torch/ (1.x) to torch/ (2.x).
+  version=$(cat "$TORCH_DIR/include/torch/version.h" "$TORCH_DIR/include/torch/csrc/api/include/torch/version.h" 2>/dev/null |
+    tr -d '\\\n' | sed -n 's/.*define TORCH_VERSION *"\([^"]*\)".*/\1/p' | head -1 || true)
 else
   if [ ! -f /usr/include/torch/script.h ]; then
     echo "build-torch-shim: libtorch is not installed (apt-get install libtorch-dev libopenblas0-pthread); skipping the PyTorch shim" >&2
     exit 3
   fi
   flags+=(-I/usr/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=1)
-  version=$(dpkg-query -W -f '${Version}' libtorch-dev 2>/dev/null || echo unknown)
+  # Debian's 1.13.1 headers say 1.13.0; the package version is the truth.
+  version=$(dpkg-query -W -f '${Version}' libtorch-dev 2>/dev/null | sed 's/[+~-].*//')
 fi
+
+flags+=(-DOET_TORCH_VERSION="\"${version:-unknown}\"")
 
 hash=$( { cat "$src/openeas_torch.cpp" "$src/openeas_torch.h"; echo "${flags[*]} ${libs[*]} $version $CXX"; } | sha256sum | cut -c1-16)
 lib=$cache/$hash/libopeneas_torch.so
@@ -46,4 +53,6 @@ if [ ! -f "$lib" ]; then
 fi
 mkdir -p "$out"
 cp -f "$lib" "$out/libopeneas_torch.so.tmp" && mv -f "$out/libopeneas_torch.so.tmp" "$out/libopeneas_torch.so"
+# What easd reads (internal/torch/torchinstall) to accept PyTorch services without loading libtorch.
+printf '{"libtorch":"%s","cuda":%s}\n' "${version:-unknown}" "$cuda" > "$out/libopeneas_torch.json"
 echo "$out/libopeneas_torch.so"

@@ -1,6 +1,7 @@
 // direct.cpp: the baseline for the processor-overhead benchmark: libtorch called directly in
 // C++ (no shim, no Go). Usage: direct MODEL.pt THREADS RUNS float|int64 DIM...
 // Prints "median_ms min_ms max_ms" over RUNS timed forward calls after 3 warm-up calls.
+#include <ATen/Parallel.h>
 #include <torch/script.h>
 
 #include <algorithm>
