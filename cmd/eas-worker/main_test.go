@@ -161,3 +161,18 @@ func TestRealModel(t *testing.T) {
 		t.Errorf("exit after SIGTERM: %v\n%s", err, stderr.String())
 	}
 }
+
+func TestBadRPCFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--worker-threads", "0"},
+		{"--max-queue", "0"},
+		{"--max-batch-size", "0"},
+		{"--max-batch-timeout", "-1ms"},
+		{"--timeout", "-1s"},
+		{"--batching=maybe"},
+	} {
+		if code := run(append([]string{"--bundle", t.TempDir(), "--name", "svc"}, args...)); code != 2 {
+			t.Errorf("eas-worker %v: exit %d, want 2 (usage)", args, code)
+		}
+	}
+}
