@@ -130,6 +130,7 @@ func TestFetchObjectStorage(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
+			t.Logf("error: %v", err)
 			if tc.is != nil && !errors.Is(err, tc.is) {
 				t.Errorf("err %v is not %v", err, tc.is)
 			}

@@ -177,21 +177,31 @@ func (s *Server) start() error {
 			return errors.New("minio exited during start-up")
 		default:
 		}
-		resp, err := http.Get("http://" + s.Addr + "/minio/health/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				s.mu.Lock()
-				s.cmd, s.exited = cmd, exited
-				s.mu.Unlock()
-				return nil
-			}
+		// Health says ready a little before S3 calls stop answering "not initialized":
+		// wait until a real call gets a real answer (no such bucket).
+		if s.answers() {
+			s.mu.Lock()
+			s.cmd, s.exited = cmd, exited
+			s.mu.Unlock()
+			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	_ = cmd.Process.Kill()
 	<-exited
 	return errors.New("minio not ready after 60s")
+}
+
+func (s *Server) answers() bool {
+	cl, err := objstore.New(objstore.Config{Endpoint: s.Endpoint(), AccessKeyID: s.AccessKey, SecretAccessKey: s.SecretKey,
+		Retry: objstore.Retry{Attempts: 1}})
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err = cl.Stat(ctx, "readiness-probe", "x")
+	return errors.Is(err, objstore.ErrNotFound)
 }
 
 // Kill stops the server at once (SIGKILL), like a crash. Killing a stopped server does nothing.
