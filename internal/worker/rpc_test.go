@@ -173,7 +173,7 @@ func TestWorkerThreadsNeverExceeded(t *testing.T) {
 func TestKeepaliveAnswers408AndCancels(t *testing.T) {
 	t.Run("inference cancelled", func(t *testing.T) {
 		g := newGateProc(true)
-		_, ts := serve(t, Options{RequestTimeout: 20 * time.Millisecond}, g)
+		_, ts := serve(t, Options{RequestTimeout: 200 * time.Millisecond}, g)
 		code, body, _ := do(t, "POST", ts.URL+"/predict", "application/json", `{"inputs":{"x":[[1,2]]}}`)
 		if code != 408 || !strings.Contains(body, "deadline exceeded") {
 			t.Fatalf("slow request: %d %q, want 408", code, body)
@@ -186,7 +186,7 @@ func TestKeepaliveAnswers408AndCancels(t *testing.T) {
 	t.Run("time in the queue counts", func(t *testing.T) {
 		// The runtime ignores cancellation here: the first request holds the only thread.
 		g := newGateProc(false)
-		s, ts := serve(t, Options{WorkerThreads: 1, RequestTimeout: 50 * time.Millisecond}, g)
+		s, ts := serve(t, Options{WorkerThreads: 1, RequestTimeout: 300 * time.Millisecond}, g)
 		first := post(t, ts.URL, 1, `{"inputs":{"x":[[1,2]]}}`)
 		waitUntil(t, "the first request runs", func() bool { return s.Stats().Running == 1 })
 		code, body, _ := do(t, "POST", ts.URL+"/predict", "application/json", `{"inputs":{"x":[[3,4]]}}`)
