@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/openeas/openeas/internal/codec"
 	"github.com/openeas/openeas/internal/processor"
@@ -66,7 +67,9 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err, false)
 		return
 	}
+	t0 := time.Now()
 	outs, err := s.infer(ctx, md, req.Inputs, req.Outputs)
+	setProcessorTime(w, t0)
 	if err != nil {
 		// An abandoned inference may still read the inputs, which alias buf.
 		reuse = !isContextErr(err)
@@ -79,6 +82,14 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeBody(w, http.StatusOK, ct, body)
+}
+
+// ProcessorTimeHeader carries the time an answer spent in the queue and the processor, in
+// microseconds, so the gateway can tell processor latency from its own.
+const ProcessorTimeHeader = "X-Eas-Processor-Time"
+
+func setProcessorTime(w http.ResponseWriter, since time.Time) {
+	w.Header()[ProcessorTimeHeader] = []string{strconv.FormatInt(time.Since(since).Microseconds(), 10)}
 }
 
 func writeBody(w http.ResponseWriter, code int, contentType string, body []byte) {

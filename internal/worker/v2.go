@@ -3,6 +3,7 @@ package worker
 import (
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/openeas/openeas/internal/codec"
 )
@@ -74,7 +75,9 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err, true)
 		return
 	}
+	t0 := time.Now()
 	outs, err := s.infer(ctx, md, req.Inputs, req.Outputs)
+	setProcessorTime(w, t0)
 	if err != nil {
 		reuse = !isContextErr(err) // an abandoned inference may still read the inputs
 		s.fail(w, r, err, true)

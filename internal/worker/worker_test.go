@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -386,5 +387,23 @@ func TestReportFailureIsOneLine(t *testing.T) {
 	ReportFailure(&b, fmt.Errorf("line one\nline two"))
 	if got := b.String(); strings.Count(got, "\n") != 1 || !strings.HasSuffix(got, "\n") {
 		t.Errorf("event %q is not exactly one line", got)
+	}
+}
+
+func TestProcessorTimeHeader(t *testing.T) {
+	ts, _ := loadedServer(t, Options{})
+	for _, c := range []struct{ path, body string }{
+		{"/predict", `{"inputs":{"x":[[1,2]]}}`},
+		{"/predict/v2/models/svc/infer", `{"inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"data":[1,2]}]}`},
+	} {
+		resp, err := http.Post(ts.URL+c.path, "application/json", strings.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		v := resp.Header.Get(ProcessorTimeHeader)
+		if n, err := strconv.ParseInt(v, 10, 64); resp.StatusCode != 200 || err != nil || n < 0 {
+			t.Errorf("%s: status %d, %s = %q: want a non-negative count of microseconds", c.path, resp.StatusCode, ProcessorTimeHeader, v)
+		}
 	}
 }
