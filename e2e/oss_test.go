@@ -30,8 +30,10 @@ func TestDeployFromObjectStorage(t *testing.T) {
 	ref := openModel(t, e, local)
 
 	// eascmd upload creates the bucket and prints the path to deploy from.
-	out, err := d.eascmd("upload", local, "--key", "ocr/cls.onnx")
-	if err != nil || !strings.Contains(out, "[OK] oss target path: [oss://models/ocr/cls.onnx]") {
+	// The object keeps the file's name, so the fetched tree (and its digest) is the local one.
+	const objPath = "oss://models/ocr/ch_ppocr_mobile_v2.0_cls_infer.onnx"
+	out, err := d.eascmd("upload", local, "--key", "ocr/")
+	if err != nil || !strings.Contains(out, "[OK] oss target path: ["+objPath+"]") {
 		t.Fatalf("eascmd upload: %v\n%s", err, out)
 	}
 	deploy := func(name, modelPath string) {
@@ -44,10 +46,10 @@ func TestDeployFromObjectStorage(t *testing.T) {
 		}
 	}
 
-	deploy("cls-local", local)
-	deploy("cls-oss", "oss://models/ocr/cls.onnx")
-	d.waitStatus("cls-local", api.StatusRunning, 2*time.Minute)
-	svc := d.waitStatus("cls-oss", api.StatusRunning, 2*time.Minute)
+	deploy("cls_local", local)
+	deploy("cls_oss", objPath)
+	d.waitStatus("cls_local", api.StatusRunning, 2*time.Minute)
+	svc := d.waitStatus("cls_oss", api.StatusRunning, 2*time.Minute)
 	digestOf := func(name string) string {
 		m := modelDigestRE.FindStringSubmatch(d.eventText(name))
 		if m == nil {
@@ -55,12 +57,12 @@ func TestDeployFromObjectStorage(t *testing.T) {
 		}
 		return m[1]
 	}
-	if a, b := digestOf("cls-local"), digestOf("cls-oss"); a != b {
+	if a, b := digestOf("cls_local"), digestOf("cls_oss"); a != b {
 		t.Errorf("model digest from oss:// %s, from the local path %s: want the same model", b, a)
 	}
 	x := clsInput(1)
 	want := ref.reference(t, x)
-	for _, name := range []string{"cls-local", "cls-oss"} {
+	for _, name := range []string{"cls_local", "cls_oss"} {
 		s, err := d.client.Describe(context.Background(), name)
 		if err != nil {
 			t.Fatal(err)
@@ -77,27 +79,27 @@ func TestDeployFromObjectStorage(t *testing.T) {
 	}
 
 	// A second service on the same object: served from the object cache, no GET.
-	deploy("cls-oss-2", "oss://models/ocr/cls.onnx")
-	d.waitStatus("cls-oss-2", api.StatusRunning, 2*time.Minute)
+	deploy("cls_oss_2", objPath)
+	d.waitStatus("cls_oss_2", api.StatusRunning, 2*time.Minute)
 	if c := proxy.Counts(); c.Get != gets {
 		t.Errorf("second service on the same object made %d object GETs, want 0", c.Get-gets)
 	}
-	if ev := d.eventText("cls-oss-2"); !strings.Contains(ev, "from the object cache: nothing downloaded") {
+	if ev := d.eventText("cls_oss_2"); !strings.Contains(ev, "from the object cache: nothing downloaded") {
 		t.Errorf("events do not say the model came from the cache:\n%s", ev)
 	}
 
 	// A missing key fails that service with a clear message; the others keep serving.
-	deploy("cls-missing", "oss://models/ocr/nope.onnx")
-	bad := d.waitStatus("cls-missing", api.StatusFailed, time.Minute)
+	deploy("cls_missing", "oss://models/ocr/nope.onnx")
+	bad := d.waitStatus("cls_missing", api.StatusFailed, time.Minute)
 	if !strings.Contains(bad.Message, "oss://models/ocr/nope.onnx") || !strings.Contains(bad.Message, "no such object") {
 		t.Errorf("missing key: message %q", bad.Message)
 	}
-	if code, _, _ := predictJSON(d, "cls-oss", svc.AccessToken, ref.in, x); code != 200 {
+	if code, _, _ := predictJSON(d, "cls_oss", svc.AccessToken, ref.in, x); code != 200 {
 		t.Errorf("cls-oss after another service failed: status %d", code)
 	}
 
 	// The secret is nowhere: easd's log, events, desc output.
-	for _, name := range []string{"cls-oss", "cls-oss-2", "cls-missing"} {
+	for _, name := range []string{"cls_oss", "cls_oss_2", "cls_missing"} {
 		desc, _ := d.eascmd("desc", name)
 		for what, text := range map[string]string{"events": d.eventText(name), "desc": desc} {
 			if strings.Contains(text, srv.SecretKey) {
@@ -114,16 +116,16 @@ func TestDeployFromObjectStorage(t *testing.T) {
 	t.Setenv("OSS_ACCESS_KEY_SECRET", wrong)
 	d2 := startEasd(t, e, "")
 	f := writeJSON(t, filepath.Join(t.TempDir(), "denied.json"), map[string]any{
-		"name": "cls-denied", "model_path": "oss://models/ocr/cls.onnx", "processor": "onnxruntime_cpu",
+		"name": "cls_denied", "model_path": objPath, "processor": "onnxruntime_cpu",
 		"oss_endpoint": srv.Endpoint(), // the service's endpoint wins over easd's
 	})
 	_, _ = d2.eascmd("create", f)
-	denied := d2.waitStatus("cls-denied", api.StatusFailed, time.Minute)
+	denied := d2.waitStatus("cls_denied", api.StatusFailed, time.Minute)
 	if !strings.Contains(denied.Message, "access denied") {
 		t.Errorf("wrong secret: message %q", denied.Message)
 	}
-	desc, _ := d2.eascmd("desc", "cls-denied")
-	for _, text := range []string{d2.log.String(), d2.eventText("cls-denied"), desc} {
+	desc, _ := d2.eascmd("desc", "cls_denied")
+	for _, text := range []string{d2.log.String(), d2.eventText("cls_denied"), desc} {
 		if strings.Contains(text, srv.SecretKey) {
 			t.Error("the secret shows in the log, events or desc of the second easd")
 		}
