@@ -34,6 +34,7 @@ const envHelp = `
 Environment:
   OPENEAS_ORT_LIB   path of libonnxruntime.so for the workers (default: next to the binaries)
   EASD_LOG_LEVEL    debug, info (default), warn or error
+  EASD_BUNDLE_STORE default for --bundle-store
 
 Object storage (oss:// and s3:// model paths, --bundle-store oss://… or s3://…):
   EAS_OSS_ENDPOINT       OSS endpoint, e.g. oss-cn-hangzhou.aliyuncs.com or http://127.0.0.1:9000
@@ -117,7 +118,7 @@ func serveFlags(o *daemon.Options) *flag.FlagSet {
 	fs.StringVar(&o.OSS.Addressing, "oss-addressing", "auto", "oss:// request style: auto (virtual-host for *.aliyuncs.com, else path), path or virtual")
 	fs.StringVar(&o.S3.Endpoint, "s3-endpoint", "", "endpoint for s3:// paths (default $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else s3.amazonaws.com)")
 	fs.StringVar(&o.S3.Addressing, "s3-addressing", "auto", "s3:// request style: auto (virtual-host for amazonaws.com, else path), path or virtual")
-	fs.StringVar(&o.BundleStore, "bundle-store", "local", "where sealed bundles and plugin results are shared between easd processes: local (the data dir only), a directory, oss://bucket/prefix or s3://bucket/prefix")
+	fs.StringVar(&o.BundleStore, "bundle-store", "", "where sealed bundles and plugin results are shared between easd processes: local (the data dir only), a directory, oss://bucket/prefix or s3://bucket/prefix (default $EASD_BUNDLE_STORE, else local)")
 	return fs
 }
 
@@ -130,6 +131,9 @@ func objectStoreEnv(o *daemon.Options, getenv func(string) string) {
 			}
 		}
 		return ""
+	}
+	if o.BundleStore == "" {
+		o.BundleStore = getenv("EASD_BUNDLE_STORE")
 	}
 	if o.OSS.Endpoint == "" {
 		o.OSS.Endpoint = getenv("EAS_OSS_ENDPOINT")
