@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/openeas/openeas/internal/api"
+	"github.com/openeas/openeas/internal/modelsource"
 	"github.com/openeas/openeas/internal/objstore/miniotest"
 )
 
@@ -129,5 +130,61 @@ func TestDeployFromObjectStorage(t *testing.T) {
 		if strings.Contains(text, srv.SecretKey) {
 			t.Error("the secret shows in the log, events or desc of the second easd")
 		}
+	}
+}
+
+// Two easd processes with --bundle-store oss://…: a plugin result made by one is reused by the
+// other, and a bundle missing from a data directory is fetched by digest before the worker
+// starts.
+func TestSharedBundleStore(t *testing.T) {
+	e := requireEnv(t)
+	plugin := buildTestPlugin(t, e)
+	srv := miniotest.Start(t)
+	t.Setenv("EAS_OSS_ENDPOINT", srv.Endpoint())
+	t.Setenv("OSS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("OSS_ACCESS_KEY_SECRET", srv.SecretKey)
+	t.Setenv("EASD_BUNDLE_STORE", "oss://openeas-shared/cluster-1/")
+	svcFile := writeJSON(t, filepath.Join(t.TempDir(), "service.json"), map[string]any{
+		"name": "cls", "model_path": filepath.Join(e.repo, clsModel), "processor": "onnxruntime_cpu",
+		"metadata": map[string]any{"instance": 1},
+		"plugins":  []any{map[string]any{"command": "scale-plugin --mode eas_plugin", "image": "local://" + plugin}},
+	})
+
+	a := startEasd(t, e, "")
+	if out, err := a.eascmd("create", svcFile); err != nil {
+		t.Fatalf("create on the first easd: %v\n%s", err, out)
+	}
+	image := a.waitStatus("cls", api.StatusRunning, 2*time.Minute).Image
+	if ev := a.eventText("cls"); strings.Contains(ev, "result cached") {
+		t.Fatalf("the first easd found a cached plugin result in an empty store:\n%s", ev)
+	}
+
+	bDir := t.TempDir()
+	b := startEasd(t, e, bDir)
+	if out, err := b.eascmd("create", svcFile); err != nil {
+		t.Fatalf("create on the second easd: %v\n%s", err, out)
+	}
+	svc := b.waitStatus("cls", api.StatusRunning, 2*time.Minute)
+	if ev := b.eventText("cls"); !strings.Contains(ev, "result cached for this model and config: not run again") {
+		t.Errorf("the second easd ran the plugin again instead of using the shared result:\n%s", ev)
+	}
+	if svc.Image != image {
+		t.Errorf("bundle %s on the second easd, %s on the first", svc.Image, image)
+	}
+
+	// Lose the bundle from the second data directory: after a restart it comes back from the
+	// shared store, verified, and the service serves again.
+	b.stop()
+	if err := modelsource.RemoveAll(filepath.Join(bDir, "bundles")); err != nil {
+		t.Fatal(err)
+	}
+	b = startEasd(t, e, bDir)
+	svc = b.waitStatus("cls", api.StatusRunning, 2*time.Minute)
+	if !strings.Contains(b.log.String(), "entry fetched from the shared store") {
+		t.Errorf("easd log does not show the bundle fetched from the shared store:\n%s", tail(b.log.String(), 30))
+	}
+	ref := openModel(t, e, filepath.Join(e.repo, clsModel))
+	if code, body, err := predictJSON(b, "cls", svc.AccessToken, ref.in, clsInput(2)); err != nil || code != 200 {
+		t.Fatalf("predict after the bundle came back: %d %s %v", code, body, err)
 	}
 }
