@@ -88,8 +88,12 @@ func (c *Client) downloadFrom(ctx context.Context, obj Object, f *os.File, writt
 	}
 	body, _, _, err := c.core.GetObject(ctx, obj.Bucket, obj.Key, opts)
 	if err != nil {
-		if minio.ToErrorResponse(err).StatusCode == http.StatusPreconditionFailed {
+		switch minio.ToErrorResponse(err).StatusCode {
+		case http.StatusPreconditionFailed:
 			return fmt.Errorf("download %s: the object changed while it was downloaded (ETag is no longer %s); deploy again", c.name(obj), obj.ETag)
+		case http.StatusRequestedRangeNotSatisfiable:
+			// Resuming past the real end: the object is shorter than its listing said.
+			return fmt.Errorf("download %s: %w: got %d bytes, want %d", c.name(obj), ErrVerify, *written, obj.Size)
 		}
 		return &transferError{c.wrap(err, "download", obj.Bucket, obj.Key), err}
 	}
