@@ -255,6 +255,10 @@ func TestFetchObjectLargeBoundedMemory(t *testing.T) {
 	if err := cl.PutStream(context.Background(), "big", "model.onnx", io.TeeReader(newPattern(size), want), nil); err != nil {
 		t.Fatal(err)
 	}
+	// A multipart object: its ETag is no MD5, so the full-object CRC32C is what verifies it.
+	if obj, err := cl.Stat(context.Background(), "big", "model.onnx"); err != nil || !strings.Contains(obj.ETag, "-") || obj.Checksums["CRC32C"] == "" {
+		t.Fatalf("uploaded object %+v, %v: want a multipart ETag and a CRC32C", obj, err)
+	}
 	opts := objOpts(t, srv.Config(), nil)
 
 	runtime.GC()

@@ -35,7 +35,9 @@ func TestDownloadVerifies(t *testing.T) {
 	if obj.Size != int64(len(data)) || len(obj.ETag) != 32 || obj.Meta["Tree-Digest"] != "sha256:x" {
 		t.Fatalf("uploaded object %+v: want size %d, an MD5 ETag and the metadata", obj, len(data))
 	}
-	t.Logf("server checksums: %v", obj.Checksums)
+	if obj.Checksums["CRC32C"] == "" {
+		t.Errorf("uploaded object has no full-object CRC32C (checksums %v): multipart downloads could not be verified", obj.Checksums)
+	}
 
 	download := func(o objstore.Object) ([]byte, error) {
 		f, err := os.CreateTemp(t.TempDir(), "dl")
@@ -57,7 +59,8 @@ func TestDownloadVerifies(t *testing.T) {
 		change func(o *objstore.Object)
 		want   string
 	}{
-		{"wrong MD5 in a checksum", func(o *objstore.Object) { o.Checksums = map[string]string{"SHA256": "AAAA"} }, "SHA256 checksum"},
+		{"wrong SHA256", func(o *objstore.Object) { o.Checksums = map[string]string{"SHA256": "AAAA"} }, "SHA256 checksum"},
+		{"wrong CRC32C", func(o *objstore.Object) { o.Checksums = map[string]string{"CRC32C": "AAAAAA=="} }, "CRC32C checksum"},
 		{"shorter than announced", func(o *objstore.Object) { o.Size++ }, "got 8000 bytes, want 8001"},
 		{"longer than announced", func(o *objstore.Object) { o.Size-- }, "more than the 7999 bytes announced"},
 		{"replaced meanwhile", func(o *objstore.Object) { o.ETag = strings.Repeat("0", 32) }, "the object changed while it was downloaded"},

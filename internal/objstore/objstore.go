@@ -154,6 +154,8 @@ func New(cfg Config) (*Client, error) {
 		Region:       region,
 		BucketLookup: lookup,
 		Transport:    cfg.Transport,
+		// Trailing checksums carry the full-object CRC32C of uploads (see uploadChecksum).
+		TrailingHeaders: !isOSS(host),
 	}
 	if opts.Transport == nil {
 		tr, err := minio.DefaultTransport(secure)
@@ -217,6 +219,9 @@ func bucketLookup(style, host string) (minio.BucketLookupType, error) {
 	}
 	return 0, fmt.Errorf("object store addressing %q: want auto, path or virtual", style)
 }
+
+// isOSS reports an Alibaba OSS endpoint, which speaks S3 but not its newer checksum headers.
+func isOSS(host string) bool { return strings.HasSuffix(hostOnly(host), ".aliyuncs.com") }
 
 func hostOnly(hostport string) string {
 	if h, _, err := net.SplitHostPort(hostport); err == nil {

@@ -15,7 +15,7 @@ const partSize = 16 << 20
 func (c *Client) Upload(ctx context.Context, bucket, key, path string, meta map[string]string) (Object, error) {
 	_, err := c.mc.FPutObject(ctx, bucket, key, path, minio.PutObjectOptions{
 		UserMetadata: meta, PartSize: partSize, NumThreads: 1,
-		ContentType: "application/octet-stream",
+		ContentType: "application/octet-stream", Checksum: c.uploadChecksum(),
 	})
 	if err != nil {
 		return Object{}, c.wrap(err, "upload", bucket, key)
@@ -27,10 +27,20 @@ func (c *Client) Upload(ctx context.Context, bucket, key, path string, meta map[
 func (c *Client) PutStream(ctx context.Context, bucket, key string, r io.Reader, meta map[string]string) error {
 	_, err := c.mc.PutObject(ctx, bucket, key, r, -1, minio.PutObjectOptions{
 		UserMetadata: meta, PartSize: partSize, NumThreads: 1,
-		ContentType: "application/octet-stream",
+		ContentType: "application/octet-stream", Checksum: c.uploadChecksum(),
 	})
 	if err != nil {
 		return c.wrap(err, "upload", bucket, key)
 	}
 	return nil
+}
+
+// uploadChecksum asks for a full-object CRC32C, which downloads can verify even for multipart
+// uploads (whose ETag is no MD5). Alibaba OSS keeps its own CRC-64 of every object instead and
+// is not sent the S3 checksum headers.
+func (c *Client) uploadChecksum() minio.ChecksumType {
+	if isOSS(c.host) {
+		return minio.ChecksumNone
+	}
+	return minio.ChecksumFullObjectCRC32C
 }
