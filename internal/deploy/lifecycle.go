@@ -89,7 +89,7 @@ func (m *Manager) apply(ctx context.Context, name string, version int, digest st
 	if err != nil {
 		return err
 	}
-	dir, err := m.opts.Bundles.Path(digest)
+	dir, err := m.opts.Bundles.PathContext(ctx, digest)
 	if err != nil {
 		return err
 	}

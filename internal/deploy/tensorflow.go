@@ -46,7 +46,7 @@ func (m *Manager) convertTF(ctx context.Context, name string, svc *spec.Service,
 	}
 	sum := sha256.Sum256([]byte(strings.Join(append([]string{"tf-convert", modelDigest, entry, tf.ConverterVersion}, outputs...), "\x00")))
 	key := "sha256:" + hex.EncodeToString(sum[:])
-	if out, report, ok := m.opts.Bundles.CachedPlugin(key); ok {
+	if out, report, ok := m.opts.Bundles.CachedPluginContext(ctx, key); ok {
 		var conv tfConversion
 		if err := json.Unmarshal(report, &conv); err == nil && conv.Model != nil {
 			m.okEvent(ctx, name, fmt.Sprintf("Converted TensorFlow GraphDef %s to ONNX: %d nodes → %d ONNX nodes (cached result for this model)",
