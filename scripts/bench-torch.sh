@@ -77,14 +77,17 @@ print(json.dumps({"baseline": t("baseline"), "chosen": r["chosen"], "optimized":
 PY
 }
 
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 measure resnet50 "$models/resnet50.pt" float 1 3 224 224
 measure bert "$models/bert.pt" int64 1 128
 r50o1=$(blade_run resnet50 "$models/resnet50.pt" o1 "1*3*224*224")
 berto2=$(blade_run bert "$models/bert.pt" o2 "1*128")
 
-python3 - "$root/docs/benchmarks.md" "${res[resnet50]}" "${res[bert]}" "$r50o1" "$berto2" "$THREADS" "$RUNS" <<'PY'
-import json, platform, re, statistics, subprocess, sys, datetime
-path, r50, bert, r50o1, berto2, threads, runs = sys.argv[1:]
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
+libtorch=$(dpkg-query -W -f '${Version}' libtorch-dev)
+python3 - "$root/docs/benchmarks.md" "${res[resnet50]}" "${res[bert]}" "$r50o1" "$berto2" "$THREADS" "$RUNS" "$libtorch" "$load0 → $load1" "$(nproc)" <<'PY'
+import json, platform, re, subprocess, sys, datetime
+path, r50, bert, r50o1, berto2, threads, runs, libtorch, load, cores = sys.argv[1:]
 def rounds(s):
     d, p = s.split("|")
     d = [list(map(float, x.split())) for x in d.split(";") if x.strip()]
@@ -97,11 +100,17 @@ def row(name, s):
     return "| %s | %.2f (%s) | %.2f (%s) | %+.1f%% |" % (name, dm, rng(d), pm, rng(p), 100 * (pm - dm) / dm)
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
 o1, o2 = json.loads(r50o1), json.loads(berto2)
+o1["int8"] = "— (o1 has no INT8)"
+busy = ""
+if float(load.split()[0]) > int(cores):
+    busy = ("\n\n**The machine was busy (load above its core count) during this run: the figures below are "
+            "inflated and noisy, and the overhead column is not a measurement of the processor. Rerun "
+            "`make bench` on an idle machine.**")
 sec = f"""## PyTorch
 
-TorchScript on libtorch {subprocess.run(["dpkg-query", "-W", "-f", "${{Version}}", "libtorch-dev"], capture_output=True, text=True).stdout}
-(Debian, OpenBLAS), random weights, batch 1; {cpu}, {threads} intra-op thread(s), {runs} timed runs
-per round after 3 warm-ups, {datetime.date.today()}; written by `scripts/bench-torch.sh` (`make bench`).
+TorchScript on libtorch {libtorch} (Debian, OpenBLAS), random weights, batch 1; {cpu} ({cores} cores),
+{threads} intra-op thread(s), {runs} timed runs per round after 3 warm-ups, {datetime.date.today()};
+load average {load} (1/5/15 min, before → after); written by `scripts/bench-torch.sh` (`make bench`).{busy}
 
 Processor overhead: `pytorch_cpu` Predict (Go → libopeneas_torch.so → libtorch, with the input copy
 and output read-back) vs the same forward called directly in C++ (`internal/torch/bench/direct.cpp`,
