@@ -205,7 +205,11 @@ int quantize_linear(torch::jit::Block *b, torch::jit::Graph &g) {
 extern "C" {
 
 int oet_api_version(void) { return OET_API_VERSION; }
-const char *oet_torch_version(void) { return TORCH_VERSION; }
+// OET_TORCH_VERSION comes from the build script: Debian's 1.13.1 headers say "1.13.0".
+#ifndef OET_TORCH_VERSION
+#define OET_TORCH_VERSION TORCH_VERSION
+#endif
+const char *oet_torch_version(void) { return OET_TORCH_VERSION; }
 int oet_cuda_available(void) {
   try {
     return torch::cuda::is_available() ? 1 : 0;
