@@ -193,7 +193,7 @@ func TestLifecycle(t *testing.T) {
 	}
 	s2 := h.wait("svc")
 	if s2.Version != 1 || s2.Image != s.Image || s2.RunningInstance != 3 {
-		t.Fatalf("after scale: %+v", s2)
+		t.Fatalf("after scale: %+v\n%s", s2, h.events("svc"))
 	}
 
 	// A new model that fails to start leaves version 1 serving, and says so.

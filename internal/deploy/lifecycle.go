@@ -18,6 +18,9 @@ import (
 // Create validates a service.json, stores the service (Creating) and its version 1, and
 // deploys it in the background. The answer carries the token and endpoints at once.
 func (m *Manager) Create(ctx context.Context, doc []byte) (*api.Service, error) {
+	if err := m.waitStarted(ctx); err != nil {
+		return nil, err
+	}
 	svc, err := spec.Parse(doc)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -137,6 +140,9 @@ func workerArgs(rpc spec.RPC) []string {
 // alone scales the running version; any other change makes a new version, built and
 // rolled out with no drop in capacity.
 func (m *Manager) Modify(ctx context.Context, name string, patch []byte) (*api.Service, error) {
+	if err := m.waitStarted(ctx); err != nil {
+		return nil, err
+	}
 	rec, err := m.getService(ctx, name)
 	if err != nil {
 		return nil, err
@@ -225,6 +231,9 @@ func onlyInstanceChanged(a, b *spec.Service) bool {
 
 // Stop drains and stops every instance; the service keeps its bundle and token.
 func (m *Manager) Stop(ctx context.Context, name string) (*api.Service, error) {
+	if err := m.waitStarted(ctx); err != nil {
+		return nil, err
+	}
 	rec, err := m.getService(ctx, name)
 	if err != nil {
 		return nil, err
@@ -248,6 +257,9 @@ func (m *Manager) Stop(ctx context.Context, name string) (*api.Service, error) {
 // Start brings a Stopped (or Failed) service back on its current version, rebuilding only
 // what is not cached.
 func (m *Manager) Start(ctx context.Context, name string) (*api.Service, error) {
+	if err := m.waitStarted(ctx); err != nil {
+		return nil, err
+	}
 	rec, err := m.getService(ctx, name)
 	if err != nil {
 		return nil, err
@@ -266,6 +278,9 @@ func (m *Manager) Start(ctx context.Context, name string) (*api.Service, error) 
 // Delete stops the service (draining in-flight requests) and removes it from the store.
 // Bundles stay: another service may use the same one.
 func (m *Manager) Delete(ctx context.Context, name string) (*api.Service, error) {
+	if err := m.waitStarted(ctx); err != nil {
+		return nil, err
+	}
 	if _, err := m.getService(ctx, name); err != nil {
 		return nil, err
 	}
@@ -293,11 +308,7 @@ func (m *Manager) finishDelete(ctx context.Context, name string) {
 }
 
 // resume brings every stored service back to what the store says it should be.
-func (m *Manager) resume(ctx context.Context) error {
-	recs, err := m.store.ListServices(ctx)
-	if err != nil {
-		return fmt.Errorf("list services: %w", err)
-	}
+func (m *Manager) resume(ctx context.Context, recs []store.ServiceRecord) error {
 	for _, r := range recs {
 		m.tokenChanged(r.Name, r.Token, true)
 		name := r.Name

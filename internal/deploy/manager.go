@@ -87,7 +87,9 @@ type Manager struct {
 	mu  sync.Mutex          // guards ops and started
 	ops map[string]*service // per-service op state
 	wg  sync.WaitGroup      // background operations
-	// started is closed by Run once resumption has begun; API calls before that wait.
+	// started is closed by Run once it has listed the stored services to resume; calls that
+	// change services wait for it, so resumption never mistakes a new service for an
+	// interrupted one.
 	started chan struct{}
 }
 
@@ -118,9 +120,16 @@ func New(opts Options) *Manager {
 // interrupted deploys run again, reusing every cached step), then serves until ctx ends.
 // On return all background operations have stopped.
 func (m *Manager) Run(ctx context.Context) error {
+	recs, err := m.store.ListServices(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("list services: %w", err)
+	}
 	m.baseCt = ctx
 	close(m.started)
-	if err := m.resume(ctx); err != nil && ctx.Err() == nil {
+	if err := m.resume(ctx, recs); err != nil && ctx.Err() == nil {
 		return err
 	}
 	<-ctx.Done()
@@ -135,6 +144,16 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.mu.Unlock()
 	m.wg.Wait()
 	return nil
+}
+
+// waitStarted blocks a call that changes services until Run has begun.
+func (m *Manager) waitStarted(ctx context.Context) error {
+	select {
+	case <-m.started:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (m *Manager) svc(name string) *service {
