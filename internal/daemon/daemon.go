@@ -62,6 +62,10 @@ type Options struct {
 	// processes: "" or "local" (this data directory only), a directory path, or
 	// oss://bucket/prefix or s3://bucket/prefix (using OSS or S3 above).
 	BundleStore string
+	// Scheduler is where instances run: SchedulerLocal ("" too: worker processes on this
+	// machine) or SchedulerKubernetes (pods, configured by Kube).
+	Scheduler string
+	Kube      KubeOptions
 }
 
 // Run serves until ctx ends, then shuts down in order: stop taking requests, drain
@@ -134,15 +138,34 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	var mgr *deploy.Manager
-	sched := scheduler.NewLocal(scheduler.Options{
-		WorkerBinary: worker, WorkerArgs: o.WorkerArgs, Router: router{gw, mets}, Logger: log,
-		Events: func(service, typ, msg string) {
-			if isRestart(typ, msg) {
-				mets.WorkerRestart(service)
-			}
-			mgr.SchedulerEvent(service, typ, msg)
-		},
-	})
+	schedEvents := func(service, typ, msg string) {
+		if isRestart(typ, msg) {
+			mets.WorkerRestart(service)
+		}
+		mgr.SchedulerEvent(service, typ, msg)
+	}
+	var sched scheduler.Backend
+	switch o.Scheduler {
+	case "", SchedulerLocal:
+		o.Scheduler = SchedulerLocal
+		sched = scheduler.NewLocal(scheduler.Options{
+			WorkerBinary: worker, WorkerArgs: o.WorkerArgs, Router: router{gw, mets}, Logger: log, Events: schedEvents,
+		})
+	case SchedulerKubernetes:
+		kb, err := newKubeBackend(o, st, shared, router{gw, mets}, schedEvents, log)
+		if err != nil {
+			return err
+		}
+		sched = kb
+		// Tokens live in the services' Secrets too; a deleted service's objects go with it.
+		local := serviceGone
+		serviceGone = func(service, token string, exists bool) {
+			local(service, token, exists)
+			kb.TokenChanged(service, token, exists)
+		}
+	default:
+		return fmt.Errorf("scheduler %q: want %s or %s", o.Scheduler, SchedulerLocal, SchedulerKubernetes)
+	}
 	mgr = deploy.New(deploy.Options{
 		DataDir: o.DataDir, Store: st, Bundles: bundles, Scheduler: sched,
 		Plugins: plugin.Resolver{BladeBinary: blade}, Logger: log, EndpointURL: endpoint,
@@ -159,7 +182,7 @@ func Run(ctx context.Context, o Options) error {
 	apis := apiserver.New(apiserver.Options{
 		Manager: mgr, AdminToken: adminToken, Logger: log,
 		Version: api.Version{Version: version.Version, ORTVersion: version.ONNXRuntime, DataDir: o.DataDir,
-			Scheduler: "local", GoVersion: runtime.Version(), StartedTime: time.Now().UTC()},
+			Scheduler: o.Scheduler, GoVersion: runtime.Version(), StartedTime: time.Now().UTC()},
 	})
 
 	mux := http.NewServeMux()

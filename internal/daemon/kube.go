@@ -1,0 +1,123 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/openeas/openeas/internal/bundle"
+	"github.com/openeas/openeas/internal/scheduler"
+	kube "github.com/openeas/openeas/internal/scheduler/kubernetes"
+	"github.com/openeas/openeas/internal/spec"
+	"github.com/openeas/openeas/internal/store"
+)
+
+// Scheduler backends easd can run services on.
+const (
+	SchedulerLocal      = "local"
+	SchedulerKubernetes = "kubernetes"
+)
+
+// KubeOptions configure the kubernetes scheduler backend.
+type KubeOptions struct {
+	// Kubeconfig is a kubeconfig file; "" uses the in-cluster service account (easd running
+	// as a pod), else $KUBECONFIG or ~/.kube/config.
+	Kubeconfig string
+	// Namespace holds every object easd makes; "" means the namespace easd's pod runs in,
+	// else the kubeconfig context's namespace, else "default".
+	Namespace string
+	// Image is the OpenEAS image (eas-worker, blade) that worker pods run.
+	Image string
+	// ObjectStoreSecret names a Secret whose keys become the environment of the containers
+	// that fetch bundles (the bundle store location and credentials).
+	ObjectStoreSecret string
+}
+
+// newKubeBackend connects to the cluster and makes the backend. Instances ask for what their
+// service.json says (metadata.cpu/memory/gpu, resource), read from the stored version.
+func newKubeBackend(o Options, st *store.Store, shared bundle.BundleStore, r scheduler.Router, events scheduler.EventFunc, log *slog.Logger) (*kube.Backend, error) {
+	cfg, ns, err := kubeConfig(o.Kube)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes scheduler: %w", err)
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes scheduler: %w", err)
+	}
+	if shared == nil {
+		// Pods cannot read this machine's data directory.
+		log.Warn("kubernetes scheduler without --bundle-store: pods cannot fetch bundles; use oss://, s3:// or a directory every node mounts")
+	}
+	opts := kube.Options{
+		Client: client, Namespace: ns, Image: o.Kube.Image, ObjectStoreSecret: o.Kube.ObjectStoreSecret,
+		Router: r, Events: events, Logger: log,
+		Resources: func(ctx context.Context, service string, version int) (kube.Resources, error) {
+			vr, err := st.GetVersion(ctx, service, version)
+			if err != nil {
+				return kube.Resources{}, err
+			}
+			svc, err := spec.Parse(vr.Spec)
+			if err != nil {
+				return kube.Resources{}, fmt.Errorf("stored service.json of version %d: %w", version, err)
+			}
+			return kube.Resources{CPU: svc.Metadata.CPU, MemoryMB: svc.Metadata.Memory, GPU: svc.Metadata.GPU, Group: svc.Resource}, nil
+		},
+	}
+	if shared != nil {
+		opts.Bundles = sharedBundles{shared}
+	}
+	return kube.New(opts)
+}
+
+// sharedBundles publishes sealed bundles to the shared bundle store, where the pods' init
+// container (eas-worker fetch-bundle) gets them by digest.
+type sharedBundles struct{ s bundle.BundleStore }
+
+func (b sharedBundles) PublishBundle(ctx context.Context, digest, dir string) error {
+	return b.s.Put(ctx, bundle.KindBundle, digest, dir)
+}
+
+func kubeConfig(o KubeOptions) (*rest.Config, string, error) {
+	var cfg *rest.Config
+	ns := o.Namespace
+	if o.Kubeconfig == "" {
+		if c, err := rest.InClusterConfig(); err == nil {
+			cfg = c
+			if ns == "" {
+				b, _ := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+				ns = strings.TrimSpace(string(b))
+			}
+		} else if !errors.Is(err, rest.ErrNotInCluster) {
+			return nil, "", err
+		}
+	}
+	if cfg == nil {
+		rules := clientcmd.NewDefaultClientConfigLoadingRules()
+		if o.Kubeconfig != "" {
+			rules.ExplicitPath = o.Kubeconfig
+		}
+		cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{})
+		c, err := cc.ClientConfig()
+		if err != nil {
+			return nil, "", fmt.Errorf("kubeconfig: %w", err)
+		}
+		cfg = c
+		if ns == "" {
+			if n, _, err := cc.Namespace(); err == nil {
+				ns = n
+			}
+		}
+	}
+	if ns == "" {
+		ns = "default"
+	}
+	cfg.UserAgent = "easd"
+	return cfg, ns, nil
+}
