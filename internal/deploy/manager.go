@@ -55,6 +55,10 @@ type Options struct {
 	// PluginEnv is the whole environment of plugin processes besides the EAS_PLUGIN_*
 	// variables (plugins never inherit easd's own, which may hold secrets).
 	PluginEnv []string
+	// RunPlugin, when set, runs plugins in place of local child processes (the Kubernetes
+	// backend runs them as Jobs). o is what plugin.Run would get, without Exe; key is the
+	// run's content key. The result is cached by content key exactly as for a local run.
+	RunPlugin func(ctx context.Context, service, key string, ps plugin.Spec, o plugin.RunOptions) (plugin.Result, error)
 	// PluginTimeout bounds one plugin run (default 1h).
 	PluginTimeout time.Duration
 	// MaxModelBytes and MaxModelFiles cap what a model_path may unpack to (0 = modelsource defaults).

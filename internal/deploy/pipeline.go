@@ -183,9 +183,12 @@ func (m *Manager) build(ctx context.Context, name string, version int) (string, 
 }
 
 func (m *Manager) runPlugin(ctx context.Context, ps plugin.Spec, config json.RawMessage, input, inputDigest, key string, svc *spec.Service) (string, []byte, time.Duration, error) {
-	exe, err := m.opts.Plugins.Resolve(ps.Image)
-	if err != nil {
-		return "", nil, 0, err
+	var exe string
+	var err error
+	if m.opts.RunPlugin == nil {
+		if exe, err = m.opts.Plugins.Resolve(ps.Image); err != nil {
+			return "", nil, 0, err
+		}
 	}
 	args, err := plugin.Split(ps.Command)
 	if err != nil {
@@ -205,11 +208,19 @@ func (m *Manager) runPlugin(ctx context.Context, ps plugin.Spec, config json.Raw
 	if err := plugin.WriteConfig(cfgFile, config, svc.Processor, metaJSON); err != nil {
 		return "", nil, 0, err
 	}
-	res, err := plugin.Run(ctx, plugin.RunOptions{
+	ro := plugin.RunOptions{
 		Exe: exe, Args: args, InputDir: input, OutputDir: outDir, ConfigFile: cfgFile,
 		ReportFile: filepath.Join(work, "report.json"), Device: ps.Device, InputDigest: inputDigest,
 		Env: m.opts.PluginEnv, Timeout: m.opts.PluginTimeout, Logger: m.log,
-	})
+	}
+	var res *plugin.Result
+	if m.opts.RunPlugin != nil {
+		var r plugin.Result
+		r, err = m.opts.RunPlugin(ctx, svc.Name, key, ps, ro)
+		res = &r
+	} else {
+		res, err = plugin.Run(ctx, ro)
+	}
 	if err != nil {
 		return "", nil, 0, err
 	}
