@@ -170,7 +170,7 @@ func Run(ctx context.Context, o Options) error {
 		DataDir: o.DataDir, Store: st, Bundles: bundles, Scheduler: sched,
 		Plugins: plugin.Resolver{BladeBinary: blade}, Logger: log, EndpointURL: endpoint,
 		RuntimeVersion: runtimeVersion(blade), TokenChanged: serviceGone, RateLimitChanged: gw.SetRateLimit,
-		PluginEnv: o.PluginEnv, OSS: o.OSS, S3: o.S3,
+		PluginEnv: o.PluginEnv, OSS: o.OSS, S3: o.S3, RunPlugin: pluginRunner(sched),
 		// PyTorch needs the libtorch shim next to the worker; easd only looks for its files.
 		ProcessorCheck: func(p spec.ProcessorInfo) error {
 			if p.Runtime != "libtorch" {

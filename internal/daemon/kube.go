@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"k8s.io/client-go/kubernetes"
@@ -13,6 +14,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/openeas/openeas/internal/bundle"
+	"github.com/openeas/openeas/internal/objstore"
+	"github.com/openeas/openeas/internal/plugin"
 	"github.com/openeas/openeas/internal/scheduler"
 	kube "github.com/openeas/openeas/internal/scheduler/kubernetes"
 	"github.com/openeas/openeas/internal/spec"
@@ -73,7 +76,53 @@ func newKubeBackend(o Options, st *store.Store, shared bundle.BundleStore, r sch
 	if shared != nil {
 		opts.Bundles = sharedBundles{shared}
 	}
+	trees, err := jobTrees(o, log)
+	if err != nil {
+		return nil, err
+	}
+	opts.Plugins.Trees = trees
 	return kube.New(opts)
+}
+
+// jobTrees is where plugin Jobs' input and output travel: beside the shared bundles, under
+// jobs/. nil (no shared store): plugins keep running as local processes of easd.
+func jobTrees(o Options, log *slog.Logger) (kube.TreeStore, error) {
+	spec := o.BundleStore
+	switch {
+	case spec == "" || spec == "local":
+		log.Warn("kubernetes scheduler without --bundle-store: plugins run inside easd, not as Jobs")
+		return nil, nil
+	case strings.HasPrefix(spec, "oss://") || strings.HasPrefix(spec, "s3://"):
+		loc, err := objstore.ParseURL(spec)
+		if err != nil {
+			return nil, fmt.Errorf("bundle store: %w", err)
+		}
+		cfg := o.OSS
+		if loc.Scheme == "s3" {
+			cfg = o.S3
+		}
+		cfg.Scheme, cfg.Logger = loc.Scheme, log
+		cl, err := objstore.New(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("bundle store: %w", err)
+		}
+		prefix := loc.Key
+		if prefix != "" && !strings.HasSuffix(prefix, "/") {
+			prefix += "/"
+		}
+		return kube.ObjectTrees{Client: cl, Bucket: loc.Bucket, Prefix: prefix + "jobs/"}, nil
+	default:
+		return kube.DirTrees{Root: filepath.Join(spec, "jobs")}, nil
+	}
+}
+
+// pluginRunner is the deploy pipeline's plugin hook: Jobs when the backend can move their
+// data, nil (local processes) otherwise.
+func pluginRunner(sched scheduler.Backend) func(context.Context, string, string, plugin.Spec, plugin.RunOptions) (plugin.Result, error) {
+	if kb, ok := sched.(*kube.Backend); ok && kb.RunsPlugins() {
+		return kb.RunPlugin
+	}
+	return nil
 }
 
 // sharedBundles publishes sealed bundles to the shared bundle store, where the pods' init

@@ -80,7 +80,7 @@ func newCluster(t *testing.T) *cluster {
 		t.Skip("set OPENEAS_ORT_LIB (scripts/fetch-deps.sh) so the simulated pods can run real workers")
 	}
 	ns := newNamespace(t)
-	c := &cluster{t: t, ns: ns, c: suiteClient, store: dirStore{root: t.TempDir()}, data: t.TempDir()}
+	c := &cluster{t: t, ns: ns, c: suiteClient, store: newDirStore(t.TempDir()), data: t.TempDir()}
 	gw := gateway.New(gateway.Options{Services: c})
 	t.Cleanup(gw.Close)
 	srv := httptest.NewServer(gw)

@@ -121,7 +121,12 @@ func newNamespace(t *testing.T) string {
 
 // dirStore is an object store in a local directory: what the init containers and the fake
 // node read bundles and plugin data from.
-type dirStore struct{ root string }
+type dirStore struct {
+	root string
+	DirTrees
+}
+
+func newDirStore(root string) dirStore { return dirStore{root: root, DirTrees: DirTrees{Root: root}} }
 
 func (s dirStore) PublishBundle(ctx context.Context, digest, dir string) error {
 	dst := filepath.Join(s.root, "bundles", strings.TrimPrefix(digest, "sha256:"))
@@ -133,32 +138,6 @@ func (s dirStore) PublishBundle(ctx context.Context, digest, dir string) error {
 
 func (s dirStore) bundleDir(digest string) string {
 	return filepath.Join(s.root, "bundles", strings.TrimPrefix(digest, "sha256:"))
-}
-
-func (s dirStore) PutTree(ctx context.Context, prefix, dir string) error {
-	dst := filepath.Join(s.root, filepath.FromSlash(prefix))
-	os.RemoveAll(dst)
-	return modelsource.CopyTree(ctx, dir, dst)
-}
-
-func (s dirStore) GetTree(ctx context.Context, prefix, dir string) error {
-	src := filepath.Join(s.root, filepath.FromSlash(prefix))
-	if _, err := os.Stat(src); os.IsNotExist(err) {
-		return os.MkdirAll(dir, 0o755)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if err := modelsource.CopyTree(ctx, filepath.Join(src, e.Name()), filepath.Join(dir, e.Name())); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // recRouter records what the backend routes and passes it on.

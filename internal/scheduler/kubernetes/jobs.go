@@ -161,6 +161,9 @@ func (b *Backend) RunPlugin(ctx context.Context, service, key string, ps plugin.
 	return res, nil
 }
 
+// RunsPlugins reports whether RunPlugin can work: an object store for the Jobs' data is set.
+func (b *Backend) RunsPlugins() bool { return b.opts.Plugins.Trees != nil }
+
 func jobName(id string) string { return id } // plugin.ID: "eas-plugin-" + 8 hex digits
 
 func (po PluginOptions) imageFor(own, image string, args []string) (string, []string, error) {

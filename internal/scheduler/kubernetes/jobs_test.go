@@ -105,7 +105,7 @@ func playJob(t *testing.T, ns string, store dirStore, name string, succeed bool)
 func TestPluginRunsAsJob(t *testing.T) {
 	needCluster(t)
 	ns := newNamespace(t)
-	store := dirStore{root: t.TempDir()}
+	store := newDirStore(t.TempDir())
 	b, _ := startBackend(t, ns, suiteClient, func(o *Options) { o.Plugins.Trees = store })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
