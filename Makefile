@@ -40,6 +40,7 @@ vet:
 test: build vet
 	scripts/tf-fixtures.sh
 	OPENEAS_MINIO=$$(scripts/minio.sh) && export OPENEAS_MINIO && \
+	OPENEAS_ENVTEST_ASSETS=$$(scripts/envtest.sh) && export OPENEAS_ENVTEST_ASSETS && \
 	OPENEAS_ORT_LIB=$(ORT_LIB) OPENEAS_BIN=$(ROOT)/bin $(TORCH_ENV) $(GO) test $(GOTEST_FLAGS) ./...
 
 test-short: build
