@@ -43,6 +43,8 @@ type cluster struct {
 	router *recRouter
 	gwURL  string
 	tokens sync.Map
+	// restricted has only deploy/kubernetes/rbac.yaml's rights; the backend uses it.
+	restricted kclient.Interface
 
 	evMu   sync.Mutex
 	events []string
@@ -123,7 +125,10 @@ func clsModel(t *testing.T) string {
 // backend starts a Backend on the cluster's namespace; stop it with the returned func.
 func (c *cluster) backend(mod func(*Options)) (*Backend, func()) {
 	c.t.Helper()
-	return startBackend(c.t, c.ns, c.c, func(o *Options) {
+	if c.restricted == nil {
+		c.restricted = restrictedClient(c.t, c.ns)
+	}
+	return startBackend(c.t, c.ns, c.restricted, func(o *Options) {
 		o.Bundles = c.store
 		o.Plugins.Trees = c.store
 		o.Router = c.router

@@ -22,11 +22,13 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kclient "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
 
 	"github.com/openeas/openeas/internal/bundle"
 	"github.com/openeas/openeas/internal/modelsource"
@@ -98,6 +100,51 @@ func haveAssets(dir string) bool {
 		}
 	}
 	return true
+}
+
+// restrictedClient is a client for a user holding exactly the Role in
+// deploy/kubernetes/rbac.yaml in namespace ns: the tests then prove the manifest's rights suffice.
+func restrictedClient(t *testing.T, ns string) kclient.Interface {
+	t.Helper()
+	data, err := os.ReadFile("../../../deploy/kubernetes/rbac.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	user := "easd-" + ns
+	found := false
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		var role rbacv1.Role
+		if err := yaml.Unmarshal([]byte(doc), &role); err != nil {
+			t.Fatalf("rbac.yaml: %v", err)
+		}
+		if role.Kind != "Role" {
+			continue
+		}
+		found = true
+		role.Namespace = ns
+		if _, err := suiteClient.RbacV1().Roles(ns).Create(ctx, &role, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		rb := &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: role.Name, Namespace: ns},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: user, APIGroup: rbacv1.GroupName}},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		}
+		if _, err := suiteClient.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !found {
+		t.Fatal("rbac.yaml holds no Role")
+	}
+	u, err := suiteEnv.AddUser(envtest.User{Name: user}, suiteCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := u.Config()
+	cfg.QPS, cfg.Burst = 500, 1000
+	return kclient.NewForConfigOrDie(cfg)
 }
 
 func needCluster(t *testing.T) {

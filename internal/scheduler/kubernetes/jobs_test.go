@@ -106,7 +106,7 @@ func TestPluginRunsAsJob(t *testing.T) {
 	needCluster(t)
 	ns := newNamespace(t)
 	store := newDirStore(t.TempDir())
-	b, _ := startBackend(t, ns, suiteClient, func(o *Options) { o.Plugins.Trees = store })
+	b, _ := startBackend(t, ns, restrictedClient(t, ns), func(o *Options) { o.Plugins.Trees = store })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 

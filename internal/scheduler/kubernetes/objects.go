@@ -126,8 +126,9 @@ func labels(obj, role string) map[string]string {
 
 func ownerRef(root *corev1.Secret) []metav1.OwnerReference {
 	return []metav1.OwnerReference{{
+		// No blockOwnerDeletion: it would need update rights on secrets/finalizers where
+		// OwnerReferencesPermissionEnforcement is on, and deletion runs in the background.
 		APIVersion: "v1", Kind: "Secret", Name: root.Name, UID: root.UID,
-		BlockOwnerDeletion: new(true),
 	}}
 }
 
