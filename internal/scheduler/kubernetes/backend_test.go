@@ -25,8 +25,13 @@ import (
 	kclient "k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/openeas/openeas/internal/api"
+	"github.com/openeas/openeas/internal/bundle"
+	"github.com/openeas/openeas/internal/deploy"
 	"github.com/openeas/openeas/internal/gateway"
 	"github.com/openeas/openeas/internal/scheduler"
+	"github.com/openeas/openeas/internal/spec"
+	"github.com/openeas/openeas/internal/store"
 )
 
 const testImage = "openeas/openeas:test"
@@ -585,4 +590,102 @@ func countVersion(pods map[string]string, v string) int {
 		}
 	}
 	return n
+}
+
+// TestServiceJSONThroughDeploy deploys a service.json with a plugin through the deploy
+// manager, unchanged from the local backend: the plugin runs as a Job whose status (set here)
+// drives the deploy, the bundle is sealed from the Job's output and served by pods.
+func TestServiceJSONThroughDeploy(t *testing.T) {
+	c := newCluster(t)
+	model := clsModel(t)
+	st, err := store.Open(context.Background(), filepath.Join(c.data, "easd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	os.MkdirAll(filepath.Join(c.data, "tmp"), 0o755)
+	bs, err := bundle.OpenStore(c.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mgr *deploy.Manager
+	b, _ := c.backend(func(o *Options) {
+		o.Resources = func(ctx context.Context, service string, version int) (Resources, error) {
+			vr, err := st.GetVersion(ctx, service, version)
+			if err != nil {
+				return Resources{}, err
+			}
+			s, err := spec.Parse(vr.Spec)
+			if err != nil {
+				return Resources{}, err
+			}
+			return Resources{CPU: s.Metadata.CPU, MemoryMB: s.Metadata.Memory, GPU: s.Metadata.GPU, Group: s.Resource}, nil
+		}
+	})
+	mgr = deploy.New(deploy.Options{DataDir: c.data, Store: st, Bundles: bs, Scheduler: b, RunPlugin: b.RunPlugin,
+		EndpointURL: "http://easd.test", RuntimeVersion: "test", Logger: testLogger(t),
+		TokenChanged: func(service, token string, exists bool) {
+			if exists {
+				c.tokens.Store(service, token)
+			} else {
+				c.tokens.Delete(service)
+			}
+			b.TokenChanged(service, token, exists)
+		}})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	mctx, stopMgr := context.WithCancel(ctx)
+	mdone := make(chan error, 1)
+	go func() { mdone <- mgr.Run(mctx) }()
+	defer func() { stopMgr(); <-mdone }()
+
+	doc, _ := json.Marshal(map[string]any{
+		"name": "cls_plugin", "model_path": model, "processor": "onnxruntime_cpu",
+		"metadata": map[string]any{"instance": 2, "cpu": 1, "memory": 512},
+		"plugins":  []any{map[string]any{"image": "example.com/optimizer:1", "command": "optimize --level 2"}},
+	})
+	played := playJob(t, c.ns, c.store, "", true)
+	t0 := time.Now()
+	if _, err := mgr.Create(ctx, doc); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-played; err != nil {
+		t.Fatalf("playing the plugin Job: %v", err)
+	}
+	var s *api.Service
+	for {
+		if s, err = mgr.Describe(ctx, "cls_plugin"); err != nil {
+			t.Fatal(err)
+		}
+		if s.Status == api.StatusRunning || s.Status == api.StatusFailed {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("service still %s", s.Status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("FIGURE service.json with a plugin Job → Running with 2 simulated pods: %s", time.Since(t0).Round(time.Millisecond))
+	if s.Status != api.StatusRunning {
+		t.Fatalf("service %s: %s", s.Status, s.Message)
+	}
+	c.mustPredict("cls_plugin")
+	evs, _ := mgr.Events(ctx, "cls_plugin", 0)
+	var text []string
+	for _, e := range evs {
+		text = append(text, e.Message)
+	}
+	all := strings.Join(text, "\n")
+	if !strings.Contains(all, "Job eas-plugin-") || !strings.Contains(all, "speedup 1.5") {
+		t.Errorf("events do not tell the Job's story:\n%s", all)
+	}
+	d := c.deployment("cls_plugin")
+	if q := d.Spec.Template.Spec.Containers[0].Resources.Limits[corev1.ResourceMemory]; q.String() != "512Mi" {
+		t.Errorf("memory limit %s, want 512Mi from metadata.memory", q.String())
+	}
+	// Delete through the manager: every object goes.
+	if _, err := mgr.Delete(ctx, "cls_plugin"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "objects deleted", func() bool { return len(c.objects()) == 0 })
 }
