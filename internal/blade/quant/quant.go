@@ -98,6 +98,11 @@ func attrFloat(n *onnxpb.NodeProto, name string, def float32) float32 {
 // column (perChannel, axis 1) or one for all. It returns the int8 values, the scales and the
 // relative L2 quantization error.
 func quantizeSymmetric(w []float32, rows, cols int, perChannel bool) ([]int8, []float32, float64) {
+	return quantizeSymmetricMax(w, rows, cols, perChannel, 127)
+}
+
+// quantizeSymmetricMax is quantizeSymmetric with weights in [-qmax, qmax] (63: 7 bits).
+func quantizeSymmetricMax(w []float32, rows, cols int, perChannel bool, qmax float64) ([]int8, []float32, float64) {
 	nScales := 1
 	if perChannel {
 		nScales = cols
@@ -114,7 +119,7 @@ func quantizeSymmetric(w []float32, rows, cols int, perChannel bool) ([]int8, []
 	}
 	scales := make([]float32, nScales)
 	for k, a := range amax {
-		scales[k] = float32(a / 127)
+		scales[k] = float32(a / qmax)
 		if scales[k] == 0 || math.IsInf(float64(scales[k]), 0) || math.IsNaN(float64(scales[k])) {
 			scales[k] = 1 // an all-zero column: any scale reproduces it
 		}
@@ -129,7 +134,7 @@ func quantizeSymmetric(w []float32, rows, cols int, perChannel bool) ([]int8, []
 			}
 			i := r*cols + c
 			v := math.Round(float64(w[i]) / float64(scales[k]))
-			v = math.Max(-127, math.Min(127, v))
+			v = math.Max(-qmax, math.Min(qmax, v))
 			q[i] = int8(v)
 			d := float64(w[i]) - v*float64(scales[k])
 			diff += d * d
