@@ -2,11 +2,12 @@
 // the "## Blade" section of docs/benchmarks.md. scripts/bench-blade.sh builds blade, exports
 // the models and runs it; see docs/blade.md ("Benchmarks").
 //
-// For every model, thread count T and level L it runs `blade optimize --level L --threads T`
-// (a subprocess, timed), then loads the original model with ONNX Runtime's default session
-// options at T intra-op threads (the baseline) and the shipped model with the shipped
-// runtime.json, and times them in the same process, interleaved run by run, batch 1, after
-// warm-up. Fashion-MNIST is also scored on all 10,000 test images.
+// For every model and level L it runs `blade optimize --level L --threads 1,2` once (a
+// subprocess, timed); then, at each thread count T, it loads the original model with ONNX
+// Runtime's default session options at T intra-op threads (the baseline) and each shipped
+// model with its runtime.json (intra-op threads set to T), and times them in the same process,
+// interleaved run by run, batch 1, after warm-up. Fashion-MNIST is also scored on all 10,000
+// test images.
 package main
 
 import (
@@ -47,17 +48,17 @@ type model struct {
 	howTo string // how to get the file when it is missing
 }
 
-// row is one measured (model, threads, level).
+// row is one measured (model, threads, level); exported for the -rows file.
 type row struct {
-	model, level     string
-	threads          int
-	base, opt        *report.Timing
-	speedup          float64
-	accuracy, chosen string
-	bladeWall        time.Duration
-	baseAcc, optAcc  float64 // Fashion-MNIST top-1 on the test set (0 when not scored)
-	err              string
-	bladeSpeedup     string // blade's own report: overall speedup vs ORT defaults
+	Model, Level     string
+	Threads          int
+	Base, Opt        *report.Timing
+	Speedup          float64
+	Accuracy, Chosen string
+	BladeWall        time.Duration
+	BaseAcc, OptAcc  float64 // Fashion-MNIST top-1 on the test set (0 when not scored)
+	Err              string
+	BladeSpeedup     string // blade's own report: overall speedup vs ORT defaults
 }
 
 func main() {
@@ -74,16 +75,18 @@ func main() {
 		doc       = flag.String("doc", "docs/benchmarks.md", "markdown file whose \"## Blade\" section is replaced (empty: print only)")
 		work      = flag.String("work", "", "work directory for blade outputs (default a temporary one, removed)")
 		command   = flag.String("command", "scripts/bench-blade.sh", "the command line recorded in the document")
-		bladeWait = flag.Duration("blade-timeout", 20*time.Minute, "limit for one blade run")
+		bladeWait = flag.Duration("blade-timeout", 30*time.Minute, "limit for one blade run")
+		bladeRuns = flag.Int("blade-runs", 20, "blade --runs: timed runs per candidate inside blade's search")
+		rowsFile  = flag.String("rows", "", "JSON file of earlier rows: rows of models not run now are kept from it, and all rows are saved back")
 	)
 	flag.Parse()
-	if err := run(*bladeBin, *cache, *ocrDir, *fmDir, *fmData, *runs, *threadsF, *levelsF, *only, *doc, *work, *command, *bladeWait); err != nil {
+	if err := run(*bladeBin, *cache, *ocrDir, *fmDir, *fmData, *runs, *bladeRuns, *threadsF, *levelsF, *only, *doc, *work, *command, *rowsFile, *bladeWait); err != nil {
 		fmt.Fprintln(os.Stderr, "bladebench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bladeBin, cache, ocrDir, fmDir, fmData string, runs int, threadsF, levelsF, only, doc, work, command string, bladeWait time.Duration) error {
+func run(bladeBin, cache, ocrDir, fmDir, fmData string, runs, bladeRuns int, threadsF, levelsF, only, doc, work, command, rowsFile string, bladeWait time.Duration) error {
 	lib := os.Getenv("OPENEAS_ORT_LIB")
 	if lib == "" {
 		return errors.New("set OPENEAS_ORT_LIB to libonnxruntime.so (scripts/bench-blade.sh does)")
@@ -136,12 +139,19 @@ func run(bladeBin, cache, ocrDir, fmDir, fmData string, runs int, threadsF, leve
 			}
 			fmSet = s
 		}
-		for _, t := range threads {
-			rs := benchModel(m, t, levels, runs, bladeBin, work, bladeWait, fmSet)
-			rows = append(rows, rs...)
+		var ships []shipped
+		for _, lvl := range levels {
+			ships = append(ships, runBlade(m, lvl, threads, bladeRuns, bladeBin, work, bladeWait))
+		}
+		rows = append(rows, benchModel(m, threads, ships, runs, fmSet)...)
+	}
+	if rowsFile != "" {
+		var err error
+		if rows, err = mergeRows(rowsFile, rows); err != nil {
+			return err
 		}
 	}
-	md := render(rows, missing, runs, command, time.Since(start))
+	md := render(rows, missing, runs, bladeRuns, command, time.Since(start))
 	fmt.Print(md)
 	if doc == "" {
 		return nil
@@ -193,114 +203,127 @@ func benchModels(cache, ocrDir, fmDir string) []model {
 
 var slug = regexp.MustCompile(`[^a-z0-9]+`)
 
-func benchModel(m model, threads int, levels []string, runs int, bladeBin, work string, bladeWait time.Duration, fm *fmnist.Set) []*row {
-	ctx := context.Background()
-	type shipped struct {
-		r    *row
-		path string
-		rt   processor.Runtime
+// shipped is what one blade run produced.
+type shipped struct {
+	level, path, chosen, accuracy, bladeSpeedup, err string
+	rt                                               processor.Runtime
+	wall                                             time.Duration
+}
+
+// runBlade runs blade once for m at level, searching over every thread count.
+func runBlade(m model, level string, threads []int, bladeRuns int, bladeBin, work string, bladeWait time.Duration) shipped {
+	sh := shipped{level: level}
+	out := filepath.Join(work, fmt.Sprintf("%s-%s", strings.Trim(slug.ReplaceAllString(strings.ToLower(m.name), "-"), "-"), level))
+	ts := make([]string, len(threads))
+	for i, t := range threads {
+		ts[i] = strconv.Itoa(t)
 	}
-	var ships []shipped
+	args := []string{"optimize", "--model", m.path, "--level", level, "--threads", strings.Join(ts, ","), "--runs", strconv.Itoa(bladeRuns), "--output", out}
+	args = append(args, m.args...)
+	if level == blade.LevelO2 {
+		for i := 0; i+1 < len(m.o2); i += 2 {
+			if _, err := os.Stat(m.o2[i+1]); err == nil {
+				args = append(args, m.o2[i], m.o2[i+1])
+			}
+		}
+	}
+	fmt.Fprintf(os.Stderr, "bladebench: %s, %s: blade %s\n", m.name, level, strings.Join(args, " "))
+	ctx, cancel := context.WithTimeout(context.Background(), bladeWait)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bladeBin, args...)
+	logPath := out + ".log"
+	logf, err := os.Create(logPath)
+	if err != nil {
+		sh.err = err.Error()
+		return sh
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	t0 := time.Now()
+	err = cmd.Run()
+	sh.wall = time.Since(t0)
+	logf.Close()
+	if err != nil {
+		tail, _ := os.ReadFile(logPath)
+		lines := strings.Split(strings.TrimSpace(string(tail)), "\n")
+		sh.err = fmt.Sprintf("blade failed (%v): %s", err, lines[len(lines)-1])
+		return sh
+	}
+	rep, rt, err := readResult(out)
+	if err != nil {
+		sh.err = err.Error()
+		return sh
+	}
+	sh.path, sh.rt, sh.chosen, sh.bladeSpeedup = filepath.Join(out, "model.onnx"), rt, rep.Chosen, rep.Overall.Speedup
+	for _, c := range rep.Candidates {
+		if c.Verdict == "chosen" {
+			sh.accuracy = report.AccuracySummary(c.Accuracy)
+		}
+	}
+	if sh.chosen == "baseline" {
+		sh.accuracy = "identical (original model)"
+	}
+	return sh
+}
+
+// benchModel times, at each thread count, the original model with ORT's defaults and every
+// shipped model with its runtime.json (thread count set to the row's), interleaved.
+func benchModel(m model, threads []int, ships []shipped, runs int, fm *fmnist.Set) []*row {
+	ctx := context.Background()
 	var rows []*row
-	for _, lvl := range levels {
-		r := &row{model: m.name, level: lvl, threads: threads}
-		rows = append(rows, r)
-		out := filepath.Join(work, fmt.Sprintf("%s-t%d-%s", strings.Trim(slug.ReplaceAllString(strings.ToLower(m.name), "-"), "-"), threads, lvl))
-		args := []string{"optimize", "--model", m.path, "--level", lvl, "--threads", strconv.Itoa(threads), "--runs", strconv.Itoa(runs), "--output", out}
-		args = append(args, m.args...)
-		if lvl == blade.LevelO2 {
-			for i := 0; i+1 < len(m.o2); i += 2 {
-				if _, err := os.Stat(m.o2[i+1]); err == nil {
-					args = append(args, m.o2[i], m.o2[i+1])
+	for _, t := range threads {
+		var trows []*row
+		for _, sh := range ships {
+			r := &row{Model: m.name, Level: sh.level, Threads: t, Accuracy: sh.accuracy, Chosen: sh.chosen, BladeWall: sh.wall, BladeSpeedup: sh.bladeSpeedup, Err: sh.err}
+			rows = append(rows, r)
+			trows = append(trows, r)
+		}
+		base, err := blade.ORT{}.NewSession(m.path, blade.SessionConfig{Runtime: processor.Runtime{IntraOpThreads: t}})
+		if err != nil {
+			for _, r := range trows {
+				r.Err = "baseline: " + err.Error()
+			}
+			continue
+		}
+		sessions := []blade.Session{base}
+		var live []*row
+		for k, sh := range ships {
+			if sh.err != "" {
+				continue
+			}
+			rt := sh.rt
+			rt.IntraOpThreads = t
+			sess, err := blade.ORT{}.NewSession(sh.path, blade.SessionConfig{Runtime: rt})
+			if err != nil {
+				trows[k].Err = "load shipped model: " + err.Error()
+				continue
+			}
+			sessions = append(sessions, sess)
+			live = append(live, trows[k])
+		}
+		fmt.Fprintf(os.Stderr, "bladebench: %s, %d thread(s): timing %d sessions × %d runs (interleaved)\n", m.name, t, len(sessions), runs)
+		timings, err := interleaved(ctx, sessions, m.feed(), runs)
+		var baseAcc float64
+		if err == nil && m.fmnst && fm != nil {
+			if baseAcc, err = fmnist.Accuracy(ctx, base, fm, "image", "logits", 0); err != nil {
+				baseAcc = -1
+			}
+		}
+		for k, r := range live {
+			if err != nil {
+				r.Err = "timing: " + err.Error()
+				continue
+			}
+			r.Base, r.Opt = timings[0], timings[k+1]
+			r.Speedup = timings[0].MedianMS / timings[k+1].MedianMS
+			if m.fmnst && fm != nil {
+				r.BaseAcc = baseAcc
+				if r.OptAcc, err = fmnist.Accuracy(ctx, sessions[k+1], fm, "image", "logits", 0); err != nil {
+					r.OptAcc = -1
 				}
 			}
 		}
-		fmt.Fprintf(os.Stderr, "bladebench: %s, %d thread(s), %s: blade %s\n", m.name, threads, lvl, strings.Join(args, " "))
-		cctx, cancel := context.WithTimeout(ctx, bladeWait)
-		cmd := exec.CommandContext(cctx, bladeBin, args...)
-		logPath := out + ".log"
-		logf, _ := os.Create(logPath)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		t0 := time.Now()
-		err := cmd.Run()
-		r.bladeWall = time.Since(t0)
-		cancel()
-		logf.Close()
-		if err != nil {
-			tail, _ := os.ReadFile(logPath)
-			lines := strings.Split(strings.TrimSpace(string(tail)), "\n")
-			r.err = fmt.Sprintf("blade failed (%v): %s", err, lines[len(lines)-1])
-			continue
-		}
-		rep, rt, err := readResult(out)
-		if err != nil {
-			r.err = err.Error()
-			continue
-		}
-		r.chosen = rep.Chosen
-		r.bladeSpeedup = rep.Overall.Speedup
-		for _, c := range rep.Candidates {
-			if c.Verdict == "chosen" {
-				r.accuracy = report.AccuracySummary(c.Accuracy)
-			}
-		}
-		if r.chosen == "baseline" {
-			r.accuracy = "identical (original model)"
-		}
-		// A runtime.json that leaves the thread count to ONNX Runtime would use every core:
-		// pin it to this row's count, as the baseline is.
-		if rt.IntraOpThreads == 0 {
-			rt.IntraOpThreads = threads
-		}
-		ships = append(ships, shipped{r, filepath.Join(out, "model.onnx"), rt})
-	}
-
-	// Time the baseline and every shipped model in one interleaved loop.
-	base, err := blade.ORT{}.NewSession(m.path, blade.SessionConfig{Runtime: processor.Runtime{IntraOpThreads: threads}})
-	if err != nil {
-		for _, r := range rows {
-			r.err = "baseline: " + err.Error()
-		}
-		return rows
-	}
-	defer base.Close()
-	sessions := []blade.Session{base}
-	var live []shipped
-	for _, s := range ships {
-		sess, err := blade.ORT{}.NewSession(s.path, blade.SessionConfig{Runtime: s.rt})
-		if err != nil {
-			s.r.err = "load shipped model: " + err.Error()
-			continue
-		}
-		defer sess.Close()
-		sessions = append(sessions, sess)
-		live = append(live, s)
-	}
-	fmt.Fprintf(os.Stderr, "bladebench: %s, %d thread(s): timing %d sessions × %d runs (interleaved)\n", m.name, threads, len(sessions), runs)
-	timings, err := interleaved(ctx, sessions, m.feed(), runs)
-	if err != nil {
-		for _, r := range rows {
-			if r.err == "" {
-				r.err = "timing: " + err.Error()
-			}
-		}
-		return rows
-	}
-	var baseAcc float64
-	if m.fmnst && fm != nil {
-		baseAcc, err = fmnist.Accuracy(ctx, base, fm, "image", "logits", 0)
-		if err != nil {
-			baseAcc = -1
-		}
-	}
-	for k, s := range live {
-		s.r.base, s.r.opt = timings[0], timings[k+1]
-		s.r.speedup = timings[0].MedianMS / timings[k+1].MedianMS
-		if m.fmnst && fm != nil {
-			s.r.baseAcc = baseAcc
-			if s.r.optAcc, err = fmnist.Accuracy(ctx, sessions[k+1], fm, "image", "logits", 0); err != nil {
-				s.r.optAcc = -1
-			}
+		for _, s := range sessions {
+			s.Close()
 		}
 	}
 	return rows
@@ -361,3 +384,30 @@ func interleaved(ctx context.Context, ss []blade.Session, feed map[string]*tenso
 }
 
 func ortVersion() string { return ort.Version() }
+
+// mergeRows keeps the rows of path whose model was not measured now (in their old order,
+// before the new ones), and saves the result back to path.
+func mergeRows(path string, now []*row) ([]*row, error) {
+	var old []*row
+	if b, err := os.ReadFile(path); err == nil {
+		if err := json.Unmarshal(b, &old); err != nil {
+			return nil, fmt.Errorf("-rows %s: %w", path, err)
+		}
+	}
+	measured := map[string]bool{}
+	for _, r := range now {
+		measured[r.Model] = true
+	}
+	var out []*row
+	for _, r := range old {
+		if !measured[r.Model] {
+			out = append(out, r)
+		}
+	}
+	out = append(out, now...)
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return out, os.WriteFile(path, append(b, '\n'), 0o644)
+}
