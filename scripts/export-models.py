@@ -76,7 +76,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.word = nn.Embedding(vocab, hidden)
         self.pos = nn.Embedding(max_pos, hidden)
-        self.type = nn.Embedding(2, hidden)
+        self.token_type = nn.Embedding(2, hidden)
         self.ln = nn.LayerNorm(hidden, eps=1e-12)
         # Built one by one so every layer has its own random weights (not deep copies).
         self.layers = nn.ModuleList([Layer(hidden, heads, ffn) for _ in range(layers)])
@@ -84,7 +84,7 @@ class Encoder(nn.Module):
     def forward(self, input_ids, attention_mask):
         s = input_ids.shape[1]
         pos = torch.arange(s, device=input_ids.device).unsqueeze(0)
-        x = self.word(input_ids) + self.pos(pos) + self.type(torch.zeros_like(input_ids))
+        x = self.word(input_ids) + self.pos(pos) + self.token_type(torch.zeros_like(input_ids))
         x = self.ln(x)
         bias = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * -10000.0
         for layer in self.layers:
