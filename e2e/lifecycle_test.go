@@ -143,7 +143,7 @@ func TestServiceLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatalf("eascmd create: %v\n%s", err, out)
 	}
-	for _, want := range []string{"Internet Endpoint", "Token", "[OK] Service is now creating", "[OK] Executing plugin eas-plugin-", "[OK] Service is running"} {
+	for _, want := range []string{"Internet Endpoint", "Token", "[OK] Service is now creating", "[OK] Executing plugin eas-plugin-", "with ONNX Runtime 1.30.0", "[OK] Service is running"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("eascmd create output lacks %q:\n%s", want, out)
 		}

@@ -29,6 +29,12 @@ type Processor interface {
 	Close() error
 }
 
+// RuntimeVersioner is implemented by processors that can name the runtime serving the
+// model ("ONNX Runtime 1.30.0", "libtorch 1.13.1"); workers report it when they are ready.
+type RuntimeVersioner interface {
+	RuntimeVersion() string
+}
+
 // InputError is a request the model cannot take; gateways answer it with HTTP 400.
 type InputError struct {
 	Input string // the input (or output) name concerned; empty when not about one tensor

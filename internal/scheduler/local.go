@@ -574,8 +574,11 @@ func (l *Local) awaitReady(inst *instance, p *proc) (ok, stopped bool, reason st
 func (l *Local) setReady(inst *instance, p *proc, restarted bool) {
 	addr := p.address()
 	p.mu.Lock()
-	warmUp, warmTime := p.warmUp, p.warmTime
+	warmUp, warmTime, runtime, loadTime := p.warmUp, p.warmTime, p.runtime, p.loadTime
 	p.mu.Unlock()
+	if runtime != "" && !restarted {
+		l.event(inst.svc.name, "Normal", fmt.Sprintf("instance %s loaded the model in %s with %s", inst.id, loadTime, runtime))
+	}
 	if warmUp > 0 { // reported before the instance takes traffic, so before "Service is running"
 		l.event(inst.svc.name, "Normal", fmt.Sprintf("warm-up: %d request(s) in %s on instance %s", warmUp, warmTime, inst.id))
 	}

@@ -35,8 +35,9 @@ type proc struct {
 	loadTime time.Duration
 	warmUp   int           // warm-up requests replayed before ready
 	warmTime time.Duration // how long they took
-	failed   string // the "failed" event's error, or a protocol violation
-	exit     string // "exit status 1", "signal: killed"; set before done is closed
+	runtime  string        // what serves the model, from the ready event
+	failed   string        // the "failed" event's error, or a protocol violation
+	exit     string        // "exit status 1", "signal: killed"; set before done is closed
 }
 
 func newProc() *proc {
@@ -52,6 +53,8 @@ type workerEvent struct {
 	// Warm-up requests replayed before ready (warm_up_data_path), and how long they took.
 	WarmUpRequests int   `json:"warmup_requests"`
 	WarmUpMS       int64 `json:"warmup_ms"`
+	// Runtime names what serves the model ("ONNX Runtime 1.30.0"), when the worker says.
+	Runtime string `json:"runtime"`
 }
 
 // handleLine takes one stdout line. Anything that is not an event goes to the stderr ring,
@@ -77,6 +80,7 @@ func (p *proc) handleLine(line []byte) {
 		}
 		p.loadTime = time.Duration(ev.LoadMS) * time.Millisecond
 		p.warmUp, p.warmTime = ev.WarmUpRequests, time.Duration(ev.WarmUpMS)*time.Millisecond
+		p.runtime = ev.Runtime
 		select {
 		case <-p.ready:
 		default:

@@ -130,6 +130,8 @@ type LoadInfo struct {
 	// it has none) and WarmUpDuration how long they took.
 	WarmUpRequests int
 	WarmUpDuration time.Duration
+	// Runtime names what serves the model, when the processor says (processor.RuntimeVersioner).
+	Runtime string
 }
 
 // Load reads bundle.json, opens the model with the processor it names, applies the bundle's
@@ -177,6 +179,9 @@ func (s *Server) Load(ctx context.Context) (LoadInfo, error) {
 		}, batcher.Options{MaxBatchSize: s.opts.MaxBatchSize, MaxWait: s.opts.MaxBatchWait})
 	}
 	info := LoadInfo{}
+	if v, ok := proc.(processor.RuntimeVersioner); ok {
+		info.Runtime = v.RuntimeVersion()
+	}
 	switch {
 	case len(warm) > 0:
 		t0 := time.Now()
@@ -292,7 +297,7 @@ func Run(ctx context.Context, ln net.Listener, opts Options) error {
 			_ = shutdown()
 			return r.err
 		}
-		ready := event{Event: "ready", LoadMS: ptr(r.info.Duration.Milliseconds())}
+		ready := event{Event: "ready", LoadMS: ptr(r.info.Duration.Milliseconds()), Runtime: r.info.Runtime}
 		if r.info.WarmUpRequests > 0 {
 			ready.WarmUpRequests = ptr(int64(r.info.WarmUpRequests))
 			ready.WarmUpMS = ptr(r.info.WarmUpDuration.Milliseconds())
@@ -324,6 +329,7 @@ type event struct {
 	// The bundle's warm-up requests replayed before ready, and how long they took.
 	WarmUpRequests *int64 `json:"warmup_requests,omitempty"`
 	WarmUpMS       *int64 `json:"warmup_ms,omitempty"`
+	Runtime        string `json:"runtime,omitempty"`
 	Error          string `json:"error,omitempty"`
 }
 

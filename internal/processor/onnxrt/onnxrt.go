@@ -89,3 +89,6 @@ func (p *Processor) outputNames() []string {
 
 // Close releases the session after in-flight predictions finish.
 func (p *Processor) Close() error { return p.sess.Close() }
+
+// RuntimeVersion names the ONNX Runtime release serving the model.
+func (p *Processor) RuntimeVersion() string { return "ONNX Runtime " + ort.Version() }
