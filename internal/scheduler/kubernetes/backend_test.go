@@ -299,9 +299,10 @@ func TestServiceLifecycleOnKubernetes(t *testing.T) {
 	const svc = "cls_k8s"
 	c.tokens.Store(svc, "tok-123")
 	res := Resources{CPU: 2, MemoryMB: 1024, GPU: 1, Group: "gpu-a10"}
-	b, stopB := c.backend(func(o *Options) {
+	withResources := func(o *Options) {
 		o.Resources = func(_ context.Context, s string, v int) (Resources, error) { return res, nil }
-	})
+	}
+	b, stopB := c.backend(withResources)
 	b.TokenChanged(svc, "tok-123", true)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -410,7 +411,7 @@ func TestServiceLifecycleOnKubernetes(t *testing.T) {
 	// easd restarts: a new backend adopts what runs, routes it at once, and an Apply of the
 	// same version changes nothing.
 	stopB()
-	b, _ = c.backend(nil)
+	b, _ = c.backend(withResources)
 	waitFor(t, "routing of adopted pods", func() bool { return len(c.router.get(svc)) == 3 })
 	before := c.pods()
 	if err := b.Apply(ctx, d2); err != nil {
@@ -511,6 +512,7 @@ func TestClusterErrorsBecomeClearMessages(t *testing.T) {
 		b, stop := c.backend(func(o *Options) { o.Image = c.node.pullFails })
 		defer stop()
 		err := b.Apply(ctx, scheduler.Deployment{Service: "pull", Version: 1, BundleDir: bundleDir, Replicas: 1})
+		t.Logf("MESSAGE %v", err)
 		if err == nil || !strings.Contains(err.Error(), "ImagePullBackOff") || !strings.Contains(err.Error(), c.node.pullFails) {
 			t.Fatalf("Apply: %v", err)
 		}
@@ -528,6 +530,7 @@ func TestClusterErrorsBecomeClearMessages(t *testing.T) {
 		b, stop := c.backend(func(o *Options) { o.Image = c.node.neverReady; o.ReadyTimeout = 3 * time.Second })
 		defer stop()
 		err := b.Apply(ctx, scheduler.Deployment{Service: "slow", Version: 2, BundleDir: bundleDir, Replicas: 1})
+		t.Logf("MESSAGE %v", err)
 		if err == nil || !strings.Contains(err.Error(), "pods not ready after 3s") || !strings.Contains(err.Error(), "running but not ready") {
 			t.Fatalf("Apply: %v", err)
 		}
@@ -557,6 +560,7 @@ func TestClusterErrorsBecomeClearMessages(t *testing.T) {
 		b, stop := startBackend(t, ns, c.c, func(o *Options) { o.Bundles = c.store })
 		defer stop()
 		err = b.Apply(ctx, scheduler.Deployment{Service: "quota", Version: 1, BundleDir: bundleDir, Replicas: 1})
+		t.Logf("MESSAGE %v", err)
 		if err == nil || !strings.Contains(err.Error(), "Kubernetes refused to create Deployment eas-quota: Forbidden") || !strings.Contains(err.Error(), "exceeded quota") {
 			t.Fatalf("Apply: %v", err)
 		}
@@ -576,6 +580,7 @@ func TestClusterErrorsBecomeClearMessages(t *testing.T) {
 		// The informers cannot list either; Apply fails on the API's refusal, not a hang.
 		close(b.started)
 		err = b.Apply(ctx, scheduler.Deployment{Service: "rbac", Version: 1, BundleDir: bundleDir, Replicas: 1})
+		t.Logf("MESSAGE %v", err)
 		if err == nil || !strings.Contains(err.Error(), "Kubernetes refused to create Secret eas-rbac: Forbidden") || !strings.Contains(err.Error(), "no-rights") {
 			t.Fatalf("Apply: %v", err)
 		}
@@ -608,8 +613,13 @@ func TestServiceJSONThroughDeploy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mgr *deploy.Manager
+	var mgrP atomic.Pointer[deploy.Manager]
 	b, _ := c.backend(func(o *Options) {
+		o.Events = func(service, typ, msg string) {
+			if m := mgrP.Load(); m != nil {
+				m.SchedulerEvent(service, typ, msg)
+			}
+		}
 		o.Resources = func(ctx context.Context, service string, version int) (Resources, error) {
 			vr, err := st.GetVersion(ctx, service, version)
 			if err != nil {
@@ -622,7 +632,7 @@ func TestServiceJSONThroughDeploy(t *testing.T) {
 			return Resources{CPU: s.Metadata.CPU, MemoryMB: s.Metadata.Memory, GPU: s.Metadata.GPU, Group: s.Resource}, nil
 		}
 	})
-	mgr = deploy.New(deploy.Options{DataDir: c.data, Store: st, Bundles: bs, Scheduler: b, RunPlugin: b.RunPlugin,
+	mgr := deploy.New(deploy.Options{DataDir: c.data, Store: st, Bundles: bs, Scheduler: b, RunPlugin: b.RunPlugin,
 		EndpointURL: "http://easd.test", RuntimeVersion: "test", Logger: testLogger(t),
 		TokenChanged: func(service, token string, exists bool) {
 			if exists {
@@ -632,6 +642,7 @@ func TestServiceJSONThroughDeploy(t *testing.T) {
 			}
 			b.TokenChanged(service, token, exists)
 		}})
+	mgrP.Store(mgr)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	mctx, stopMgr := context.WithCancel(ctx)

@@ -408,9 +408,10 @@ func (n *fakeNode) createPod(ctx context.Context, dep *appsv1.Deployment, hash s
 		close(sp.exited)
 		return err
 	case n.neverReady:
-		pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: n.hostIP,
-			Conditions:        []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}},
-			ContainerStatuses: []corev1.ContainerStatus{{Name: containerName, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}}
+		pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: n.hostIP, PodIPs: []corev1.PodIP{{IP: n.hostIP}},
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}},
+			ContainerStatuses: []corev1.ContainerStatus{{Name: containerName, Image: ctr.Image, ImageID: "fake",
+				State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}}
 		_, err := n.c.CoreV1().Pods(n.ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
 		close(sp.exited)
 		return err
@@ -483,9 +484,9 @@ func (n *fakeNode) createPod(ctx context.Context, dep *appsv1.Deployment, hash s
 	var port int32
 	fmt.Sscan(portStr, &port)
 	now := metav1.Now()
-	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: n.hostIP, StartTime: &now,
+	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: n.hostIP, PodIPs: []corev1.PodIP{{IP: n.hostIP}}, StartTime: &now,
 		Conditions: []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionTrue}, {Type: corev1.PodReady, Status: corev1.ConditionTrue}},
-		ContainerStatuses: []corev1.ContainerStatus{{Name: containerName, Ready: true, Image: ctr.Image,
+		ContainerStatuses: []corev1.ContainerStatus{{Name: containerName, Ready: true, Image: ctr.Image, ImageID: "fake",
 			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}}}}}
 	if _, err := n.c.CoreV1().Pods(n.ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
 		return err

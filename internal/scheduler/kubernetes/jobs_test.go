@@ -177,6 +177,7 @@ func TestPluginRunsAsJob(t *testing.T) {
 
 	t.Run("failure quotes the reason", func(t *testing.T) {
 		_, _, err := run(t, "sha256:2222222222222222222222222222222222222222222222222222222222222222", false)
+		t.Logf("MESSAGE %v", err)
 		if err == nil || !strings.Contains(err.Error(), "plugin Job eas-plugin-22222222 failed: BackoffLimitExceeded: Job has reached the specified backoff limit") {
 			t.Fatalf("RunPlugin: %v", err)
 		}

@@ -43,26 +43,17 @@ func (d DirTrees) PutTree(ctx context.Context, prefix, dir string) error {
 	return os.Rename(tmp, dst)
 }
 
-// GetTree implements TreeStore.
+// GetTree implements TreeStore; dir must be absent or empty.
 func (d DirTrees) GetTree(ctx context.Context, prefix, dir string) error {
 	src, err := d.path(prefix)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+	if _, err := os.Stat(src); errors.Is(err, fs.ErrNotExist) {
+		return os.MkdirAll(dir, 0o755)
 	}
-	entries, err := os.ReadDir(src)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if err := modelsource.CopyTree(ctx, filepath.Join(src, e.Name()), filepath.Join(dir, e.Name())); err != nil {
-			return fmt.Errorf("get tree %s: %w", prefix, err)
-		}
+	if err := modelsource.CopyTree(ctx, src, dir); err != nil {
+		return fmt.Errorf("get tree %s: %w", prefix, err)
 	}
 	return nil
 }
