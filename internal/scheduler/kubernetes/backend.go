@@ -604,10 +604,12 @@ func (b *Backend) ensureRoot(ctx context.Context, name string, token *string) (*
 		cur, err = b.c.CoreV1().Secrets(b.ns).Create(ctx, want, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
 			cur, err = b.c.CoreV1().Secrets(b.ns).Get(ctx, want.Name, metav1.GetOptions{})
+		} else if err != nil {
+			return nil, refused("create Secret "+want.Name, err)
 		}
 	}
 	if err != nil {
-		return nil, refused("create Secret "+want.Name, err)
+		return nil, refused("read Secret "+want.Name, err)
 	}
 	if cur.Annotations[AnnotationService] != name {
 		return nil, fmt.Errorf("Secret %s/%s exists but belongs to service %q, not %q", b.ns, want.Name, cur.Annotations[AnnotationService], name)
@@ -624,13 +626,14 @@ func (b *Backend) ensureRoot(ctx context.Context, name string, token *string) (*
 func (b *Backend) ensureService(ctx context.Context, name string, root *corev1.Secret) error {
 	want := desiredService(b.ns, name, root)
 	_, err := b.c.CoreV1().Services(b.ns).Get(ctx, want.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		_, err = b.c.CoreV1().Services(b.ns).Create(ctx, want, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			err = nil
+	if !apierrors.IsNotFound(err) {
+		if err != nil {
+			return refused("read Service "+want.Name, err)
 		}
+		return nil
 	}
-	if err != nil {
+	_, err = b.c.CoreV1().Services(b.ns).Create(ctx, want, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return refused("create Service "+want.Name, err)
 	}
 	return nil

@@ -566,6 +566,27 @@ func TestClusterErrorsBecomeClearMessages(t *testing.T) {
 		}
 	})
 
+	t.Run("quota refuses pods", func(t *testing.T) {
+		q := &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "no-pods", Namespace: c.ns},
+			Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("0")}}}
+		q, err := c.c.CoreV1().ResourceQuotas(c.ns).Create(ctx, q, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.c.CoreV1().ResourceQuotas(c.ns).Delete(context.Background(), q.Name, metav1.DeleteOptions{})
+		q.Status = corev1.ResourceQuotaStatus{Hard: q.Spec.Hard, Used: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("0")}}
+		if _, err := c.c.CoreV1().ResourceQuotas(c.ns).UpdateStatus(ctx, q, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		b, stop := c.backend(nil)
+		defer stop()
+		err = b.Apply(ctx, scheduler.Deployment{Service: "podquota", Version: 1, BundleDir: bundleDir, Replicas: 1})
+		t.Logf("MESSAGE %v", err)
+		if err == nil || !strings.Contains(err.Error(), "Kubernetes cannot create pods: FailedCreate:") || !strings.Contains(err.Error(), "exceeded quota: no-pods") {
+			t.Fatalf("Apply: %v", err)
+		}
+	})
+
 	t.Run("RBAC refusal", func(t *testing.T) {
 		ns := newNamespace(t)
 		u, err := suiteEnv.AddUser(envtest.User{Name: "no-rights"}, suiteCfg)
@@ -581,7 +602,7 @@ func TestClusterErrorsBecomeClearMessages(t *testing.T) {
 		close(b.started)
 		err = b.Apply(ctx, scheduler.Deployment{Service: "rbac", Version: 1, BundleDir: bundleDir, Replicas: 1})
 		t.Logf("MESSAGE %v", err)
-		if err == nil || !strings.Contains(err.Error(), "Kubernetes refused to create Secret eas-rbac: Forbidden") || !strings.Contains(err.Error(), "no-rights") {
+		if err == nil || !strings.Contains(err.Error(), "Kubernetes refused to read Secret eas-rbac: Forbidden") || !strings.Contains(err.Error(), "no-rights") {
 			t.Fatalf("Apply: %v", err)
 		}
 	})
