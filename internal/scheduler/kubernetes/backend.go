@@ -191,6 +191,11 @@ func New(opts Options) (*Backend, error) {
 // routing is reported for every service found), and serves until ctx is done. Pods keep
 // running when it returns: they belong to the cluster, and the next easd adopts them.
 func (b *Backend) Run(ctx context.Context) error {
+	// A missing right would otherwise leave the informers retrying forever and every Apply
+	// waiting: say at once what is refused.
+	if err := b.preflight(ctx); err != nil {
+		return err
+	}
 	b.factory.Start(ctx.Done())
 	b.sliceFactory.Start(ctx.Done())
 	for typ, ok := range b.factory.WaitForCacheSync(ctx.Done()) {
@@ -216,6 +221,31 @@ func (b *Backend) Run(ctx context.Context) error {
 	b.mu.Unlock()
 	b.factory.Shutdown()
 	b.sliceFactory.Shutdown()
+	return nil
+}
+
+// preflight lists each kind the informers watch once.
+func (b *Backend) preflight(ctx context.Context) error {
+	one := metav1.ListOptions{Limit: 1, LabelSelector: LabelManagedBy + "=" + ManagedBy}
+	checks := []struct {
+		what string
+		list func() error
+	}{
+		{"list Deployments", func() error { _, err := b.c.AppsV1().Deployments(b.ns).List(ctx, one); return err }},
+		{"list Pods", func() error { _, err := b.c.CoreV1().Pods(b.ns).List(ctx, one); return err }},
+		{"list Services", func() error { _, err := b.c.CoreV1().Services(b.ns).List(ctx, one); return err }},
+		{"list Secrets", func() error { _, err := b.c.CoreV1().Secrets(b.ns).List(ctx, one); return err }},
+		{"list Jobs", func() error { _, err := b.c.BatchV1().Jobs(b.ns).List(ctx, one); return err }},
+		{"list EndpointSlices", func() error {
+			_, err := b.c.DiscoveryV1().EndpointSlices(b.ns).List(ctx, metav1.ListOptions{Limit: 1})
+			return err
+		}},
+	}
+	for _, c := range checks {
+		if err := c.list(); err != nil {
+			return fmt.Errorf("kubernetes backend in namespace %s: %w", b.ns, refused(c.what, err))
+		}
+	}
 	return nil
 }
 

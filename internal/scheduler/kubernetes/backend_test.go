@@ -598,7 +598,13 @@ func TestClusterErrorsBecomeClearMessages(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The informers cannot list either; Apply fails on the API's refusal, not a hang.
+		// Run refuses to start blind: the message names what is refused.
+		err = b.Run(ctx)
+		t.Logf("MESSAGE %v", err)
+		if err == nil || !strings.Contains(err.Error(), "Kubernetes refused to list Deployments: Forbidden") {
+			t.Fatalf("Run: %v", err)
+		}
+		// Apply alone fails on the API's refusal too, not a hang.
 		close(b.started)
 		err = b.Apply(ctx, scheduler.Deployment{Service: "rbac", Version: 1, BundleDir: bundleDir, Replicas: 1})
 		t.Logf("MESSAGE %v", err)
