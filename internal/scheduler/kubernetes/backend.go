@@ -19,6 +19,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -689,13 +690,27 @@ func (b *Backend) Stop(ctx context.Context, name string) error {
 	if err != nil {
 		return refused("scale Deployment "+obj+" to 0", err)
 	}
+	// Pods get their grace period (60s) to drain; a node that is gone can keep one
+	// terminating for much longer, which must not hold the service's operations forever.
+	deadline := time.NewTimer(b.opts.ReadyTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
 	for {
 		wake := b.wake()
-		if n := len(b.servicePods(obj)); n == 0 {
+		pods := b.servicePods(obj)
+		if len(pods) == 0 {
 			return nil
 		}
 		select {
 		case <-wake:
+		case <-tick.C:
+		case <-deadline.C:
+			names := make([]string, len(pods))
+			for i, p := range pods {
+				names[i] = p.Name
+			}
+			return fmt.Errorf("service %s: pods still terminating after %s: %s", name, b.opts.ReadyTimeout, strings.Join(names, ", "))
 		case <-ctx.Done():
 			return ctx.Err()
 		}
