@@ -259,7 +259,7 @@ func (o *Options) desiredDeployment(d scheduler.Deployment, digest string, res R
 				Type:          appsv1.RollingUpdateDeploymentStrategyType,
 				RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &surge, MaxUnavailable: &unavailable},
 			},
-			ProgressDeadlineSeconds: new(int32(o.ReadyTimeout.Seconds())),
+			ProgressDeadlineSeconds: new(int32(max(1, o.ReadyTimeout.Seconds()))),
 			RevisionHistoryLimit:    new(int32(2)),
 		},
 	}, nil
