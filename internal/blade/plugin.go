@@ -4,10 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/openeas/openeas/internal/modelsource"
 )
 
 // PluginEnv is the plugin contract's environment (see docs/architecture.md): EAS_PLUGIN_INPUT
@@ -37,7 +38,7 @@ func RunPlugin(ctx context.Context, env PluginEnv, optimizeFor string, base Opti
 			return nil, fmt.Errorf("blade: plugin mode needs %s", name)
 		}
 	}
-	files, err := listFiles(env.Input)
+	files, err := modelsource.ListFiles(env.Input)
 	if err != nil {
 		return nil, fmt.Errorf("blade: read EAS_PLUGIN_INPUT: %w", err)
 	}
@@ -98,25 +99,6 @@ func RunPlugin(ctx context.Context, env PluginEnv, optimizeFor string, base Opti
 	}
 	res.ModelPath, res.RuntimePath, res.ReportPath = dstModel, filepath.Join(env.Output, RuntimeFile), env.Report
 	return res, nil
-}
-
-// listFiles returns dir's regular files as sorted slash-separated relative paths.
-func listFiles(dir string) ([]string, error) {
-	var files []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type().IsRegular() {
-			rel, err := filepath.Rel(dir, p)
-			if err != nil {
-				return err
-			}
-			files = append(files, filepath.ToSlash(rel))
-		}
-		return nil
-	})
-	return files, err
 }
 
 func copyFile(src, dst string) error {

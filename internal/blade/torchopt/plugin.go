@@ -3,12 +3,12 @@ package torchopt
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/openeas/openeas/internal/blade"
+	"github.com/openeas/openeas/internal/modelsource"
 	"github.com/openeas/openeas/internal/processor/torchproc"
 )
 
@@ -16,7 +16,7 @@ import (
 // config.model_info names is one, or there is no model_info and the input holds exactly one
 // TorchScript file and no .onnx file. ok is false for anything else (Blade for ONNX's job).
 func PluginRequest(env blade.PluginEnv) (req *blade.PluginRequest, ok bool, err error) {
-	files, err := listFiles(env.Input)
+	files, err := modelsource.ListFiles(env.Input)
 	if err != nil {
 		return nil, false, fmt.Errorf("blade: read EAS_PLUGIN_INPUT: %w", err)
 	}
@@ -81,7 +81,7 @@ func RunPlugin(ctx context.Context, env blade.PluginEnv, req *blade.PluginReques
 	if err != nil {
 		return nil, err
 	}
-	files, err := listFiles(env.Input)
+	files, err := modelsource.ListFiles(env.Input)
 	if err != nil {
 		return nil, err
 	}
@@ -112,22 +112,4 @@ func RunPlugin(ctx context.Context, env blade.PluginEnv, req *blade.PluginReques
 	}
 	res.ModelPath, res.RuntimePath, res.ReportPath = dstModel, filepath.Join(env.Output, blade.RuntimeFile), env.Report
 	return res, nil
-}
-
-func listFiles(dir string) ([]string, error) {
-	var files []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type().IsRegular() {
-			rel, err := filepath.Rel(dir, p)
-			if err != nil {
-				return err
-			}
-			files = append(files, filepath.ToSlash(rel))
-		}
-		return nil
-	})
-	return files, err
 }
