@@ -140,16 +140,9 @@ func workerArgs(rpc spec.RPC) []string {
 // alone scales the running version; any other change makes a new version, built and
 // rolled out with no drop in capacity.
 func (m *Manager) Modify(ctx context.Context, name string, patch []byte) (*api.Service, error) {
-	if err := m.waitStarted(ctx); err != nil {
-		return nil, err
-	}
-	rec, err := m.getService(ctx, name)
+	rec, before, err := m.begin(ctx, name)
 	if err != nil {
 		return nil, err
-	}
-	before := m.lastEventID(ctx, name)
-	if rec.Status == api.StatusDeleting {
-		return nil, fmt.Errorf("%w: %s is being deleted", ErrConflict, name)
 	}
 	cur, err := m.store.GetVersion(ctx, name, rec.CurrentVersion)
 	if err != nil {
@@ -231,16 +224,9 @@ func onlyInstanceChanged(a, b *spec.Service) bool {
 
 // Stop drains and stops every instance; the service keeps its bundle and token.
 func (m *Manager) Stop(ctx context.Context, name string) (*api.Service, error) {
-	if err := m.waitStarted(ctx); err != nil {
-		return nil, err
-	}
-	rec, err := m.getService(ctx, name)
+	_, before, err := m.begin(ctx, name)
 	if err != nil {
 		return nil, err
-	}
-	before := m.lastEventID(ctx, name)
-	if rec.Status == api.StatusDeleting {
-		return nil, fmt.Errorf("%w: %s is being deleted", ErrConflict, name)
 	}
 	m.event(ctx, name, api.EventNormal, "Service is stopping", api.StatusStopping, "")
 	m.cancelOp(name) // a deploy in progress is abandoned; start redoes it from its caches
@@ -257,14 +243,10 @@ func (m *Manager) Stop(ctx context.Context, name string) (*api.Service, error) {
 // Start brings a Stopped (or Failed) service back on its current version, rebuilding only
 // what is not cached.
 func (m *Manager) Start(ctx context.Context, name string) (*api.Service, error) {
-	if err := m.waitStarted(ctx); err != nil {
-		return nil, err
-	}
-	rec, err := m.getService(ctx, name)
+	rec, before, err := m.begin(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	before := m.lastEventID(ctx, name)
 	switch rec.Status {
 	case api.StatusStopped, api.StatusFailed:
 	default:
@@ -278,13 +260,10 @@ func (m *Manager) Start(ctx context.Context, name string) (*api.Service, error) 
 // Delete stops the service (draining in-flight requests) and removes it from the store.
 // Bundles stay: another service may use the same one.
 func (m *Manager) Delete(ctx context.Context, name string) (*api.Service, error) {
-	if err := m.waitStarted(ctx); err != nil {
+	_, before, err := m.begin(ctx, name)
+	if err != nil {
 		return nil, err
 	}
-	if _, err := m.getService(ctx, name); err != nil {
-		return nil, err
-	}
-	before := m.lastEventID(ctx, name)
 	m.event(ctx, name, api.EventNormal, "Service is being deleted", api.StatusDeleting, "")
 	out, err := m.describeSince(ctx, name, before)
 	if err != nil {
@@ -412,6 +391,22 @@ func (m *Manager) List(ctx context.Context) ([]api.Service, error) {
 		out = append(out, *d)
 	}
 	return out, nil
+}
+
+// begin starts a call that changes an existing service: it waits for Run, loads the
+// service, notes the newest event (see describeSince) and refuses a service being deleted.
+func (m *Manager) begin(ctx context.Context, name string) (store.ServiceRecord, int64, error) {
+	if err := m.waitStarted(ctx); err != nil {
+		return store.ServiceRecord{}, 0, err
+	}
+	rec, err := m.getService(ctx, name)
+	if err != nil {
+		return rec, 0, err
+	}
+	if rec.Status == api.StatusDeleting {
+		return rec, 0, fmt.Errorf("%w: %s is being deleted", ErrConflict, name)
+	}
+	return rec, m.lastEventID(ctx, name), nil
 }
 
 // lastEventID is the newest event's ID (0 when none).
