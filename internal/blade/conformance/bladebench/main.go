@@ -78,15 +78,16 @@ func main() {
 		bladeWait = flag.Duration("blade-timeout", 30*time.Minute, "limit for one blade run")
 		bladeRuns = flag.Int("blade-runs", 20, "blade --runs: timed runs per candidate inside blade's search")
 		rowsFile  = flag.String("rows", "", "JSON file of earlier rows: rows of models not run now are kept from it, and all rows are saved back")
+		reuseF    = flag.Bool("reuse", false, "re-time blade results already in -work instead of running blade again (blade wall times from -rows)")
 	)
 	flag.Parse()
-	if err := run(*bladeBin, *cache, *ocrDir, *fmDir, *fmData, *runs, *bladeRuns, *threadsF, *levelsF, *only, *doc, *work, *command, *rowsFile, *bladeWait); err != nil {
+	if err := run(*bladeBin, *cache, *ocrDir, *fmDir, *fmData, *runs, *bladeRuns, *threadsF, *levelsF, *only, *doc, *work, *command, *rowsFile, *reuseF, *bladeWait); err != nil {
 		fmt.Fprintln(os.Stderr, "bladebench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bladeBin, cache, ocrDir, fmDir, fmData string, runs, bladeRuns int, threadsF, levelsF, only, doc, work, command, rowsFile string, bladeWait time.Duration) error {
+func run(bladeBin, cache, ocrDir, fmDir, fmData string, runs, bladeRuns int, threadsF, levelsF, only, doc, work, command, rowsFile string, reuseOld bool, bladeWait time.Duration) error {
 	lib := os.Getenv("OPENEAS_ORT_LIB")
 	if lib == "" {
 		return errors.New("set OPENEAS_ORT_LIB to libonnxruntime.so (scripts/bench-blade.sh does)")
@@ -119,6 +120,16 @@ func run(bladeBin, cache, ocrDir, fmDir, fmData string, runs, bladeRuns int, thr
 		defer os.RemoveAll(tmp)
 		work = tmp
 	}
+	var reuse map[string]time.Duration
+	if reuseOld {
+		reuse = map[string]time.Duration{}
+		var old []*row
+		if b, err := os.ReadFile(rowsFile); err == nil && json.Unmarshal(b, &old) == nil {
+			for _, r := range old {
+				reuse[r.Model+"/"+r.Level] = r.BladeWall
+			}
+		}
+	}
 	var fmSet *fmnist.Set
 	models := benchModels(cache, ocrDir, fmDir)
 	var rows []*row
@@ -141,7 +152,7 @@ func run(bladeBin, cache, ocrDir, fmDir, fmData string, runs, bladeRuns int, thr
 		}
 		var ships []shipped
 		for _, lvl := range levels {
-			ships = append(ships, runBlade(m, lvl, threads, bladeRuns, bladeBin, work, bladeWait))
+			ships = append(ships, runBlade(m, lvl, threads, bladeRuns, bladeBin, work, bladeWait, reuse))
 		}
 		rows = append(rows, benchModel(m, threads, ships, runs, fmSet)...)
 	}
@@ -211,7 +222,9 @@ type shipped struct {
 }
 
 // runBlade runs blade once for m at level, searching over every thread count.
-func runBlade(m model, level string, threads []int, bladeRuns int, bladeBin, work string, bladeWait time.Duration) shipped {
+// With reuse (blade wall times by "model/level" from an earlier -rows file), an existing
+// result in the work directory is used instead of running blade again.
+func runBlade(m model, level string, threads []int, bladeRuns int, bladeBin, work string, bladeWait time.Duration, reuse map[string]time.Duration) shipped {
 	sh := shipped{level: level}
 	out := filepath.Join(work, fmt.Sprintf("%s-%s", strings.Trim(slug.ReplaceAllString(strings.ToLower(m.name), "-"), "-"), level))
 	ts := make([]string, len(threads))
@@ -225,6 +238,15 @@ func runBlade(m model, level string, threads []int, bladeRuns int, bladeBin, wor
 			if _, err := os.Stat(m.o2[i+1]); err == nil {
 				args = append(args, m.o2[i], m.o2[i+1])
 			}
+		}
+	}
+	if reuse != nil {
+		if rep, rt, err := readResult(out); err == nil {
+			fmt.Fprintf(os.Stderr, "bladebench: %s, %s: reusing %s\n", m.name, level, out)
+			sh.path, sh.rt, sh.chosen, sh.bladeSpeedup = filepath.Join(out, "model.onnx"), rt, rep.Chosen, rep.Overall.Speedup
+			sh.accuracy = chosenAccuracy(rep)
+			sh.wall = reuse[m.name+"/"+level]
+			return sh
 		}
 	}
 	fmt.Fprintf(os.Stderr, "bladebench: %s, %s: blade %s\n", m.name, level, strings.Join(args, " "))
@@ -254,15 +276,20 @@ func runBlade(m model, level string, threads []int, bladeRuns int, bladeBin, wor
 		return sh
 	}
 	sh.path, sh.rt, sh.chosen, sh.bladeSpeedup = filepath.Join(out, "model.onnx"), rt, rep.Chosen, rep.Overall.Speedup
+	sh.accuracy = chosenAccuracy(rep)
+	return sh
+}
+
+func chosenAccuracy(rep *report.Report) string {
+	if rep.Chosen == "baseline" {
+		return "identical (original model)"
+	}
 	for _, c := range rep.Candidates {
 		if c.Verdict == "chosen" {
-			sh.accuracy = report.AccuracySummary(c.Accuracy)
+			return report.AccuracySummary(c.Accuracy)
 		}
 	}
-	if sh.chosen == "baseline" {
-		sh.accuracy = "identical (original model)"
-	}
-	return sh
+	return ""
 }
 
 // benchModel times, at each thread count, the original model with ORT's defaults and every
@@ -290,8 +317,15 @@ func benchModel(m model, threads []int, ships []shipped, runs int, fm *fmnist.Se
 			if sh.err != "" {
 				continue
 			}
+			// T is the cores the row allows: blade's choice stands when it fits (it may pick fewer
+			// threads than T); a runtime.json that leaves the count open gets T.
 			rt := sh.rt
-			rt.IntraOpThreads = t
+			if rt.IntraOpThreads == 0 || rt.IntraOpThreads > t {
+				rt.IntraOpThreads = t
+			}
+			if rt.InterOpThreads > t {
+				rt.InterOpThreads = t
+			}
 			sess, err := blade.ORT{}.NewSession(sh.path, blade.SessionConfig{Runtime: rt})
 			if err != nil {
 				trows[k].Err = "load shipped model: " + err.Error()
