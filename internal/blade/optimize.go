@@ -1,6 +1,7 @@
 package blade
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -98,7 +99,7 @@ func Optimize(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	op.search(ctx)
-	op.retimeBaseline(ctx)
+	op.confirm(ctx)
 	return op.finish()
 }
 
@@ -287,19 +288,45 @@ func (op *optimizer) evaluate(ctx context.Context, c *candidate) {
 	}
 }
 
-// retimeBaseline times the original model again after the search and keeps the faster of
-// the two medians, so a slow first measurement (cold caches, a busy machine) cannot inflate
-// the speedups.
-func (op *optimizer) retimeBaseline(ctx context.Context) {
-	s, err := op.eng.NewSession(op.o.Model, SessionConfig{})
+// confirm times the baseline and the fastest verified candidates again, interleaved (see
+// interleaved), and keeps those figures: the winner is then chosen, and compared with the
+// baseline, under the same conditions. A busy moment during the search can therefore
+// neither inflate a speedup nor make Blade ship a setting that only looked faster.
+func (op *optimizer) confirm(ctx context.Context) {
+	var top []*candidate
+	for _, c := range op.cands {
+		if c.ok && c.timing != nil {
+			top = append(top, c)
+		}
+	}
+	slices.SortStableFunc(top, func(a, b *candidate) int { return cmp.Compare(a.timing.MedianMS, b.timing.MedianMS) })
+	top = top[:min(len(top), confirmContenders)]
+	contenders := append([]*candidate{op.base}, top...)
+	var sessions []Session
+	defer func() {
+		for _, s := range sessions {
+			s.Close()
+		}
+	}()
+	for _, c := range contenders {
+		s, err := op.eng.NewSession(c.model, SessionConfig{Runtime: c.rt})
+		if err != nil {
+			return // keep the search's figures
+		}
+		sessions = append(sessions, s)
+	}
+	op.progress("confirming: baseline and %d best candidate(s), interleaved", len(top))
+	ts, err := interleaved(ctx, sessions, op.samples, op.outputs, op.o.Runs)
 	if err != nil {
 		return
 	}
-	defer s.Close()
-	if t, err := measure(ctx, s, op.samples, op.outputs, op.o.Runs); err == nil && t.MedianMS < op.base.timing.MedianMS {
-		op.base.timing = t
+	for i, c := range contenders {
+		c.timing = ts[i]
 	}
 }
+
+// confirmContenders is how many of the fastest candidates the confirmation re-times.
+const confirmContenders = 3
 
 // speedup of c over the baseline (0 when untimed).
 func (op *optimizer) speedup(c *candidate) float64 {
