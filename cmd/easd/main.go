@@ -32,7 +32,8 @@ Flags of serve:
 
 const envHelp = `
 Environment:
-  OPENEAS_ORT_LIB   path of libonnxruntime.so for the workers (default: next to the binaries)
+  OPENEAS_ORT_LIB   path of libonnxruntime.so for the workers and blade (default: next to the binaries)
+  OPENEAS_TORCH_SHIM path of libopeneas_torch.so for PyTorch workers and blade (default: next to the binaries)
   EASD_LOG_LEVEL    debug, info (default), warn or error
   EASD_BUNDLE_STORE default for --bundle-store
 
@@ -92,6 +93,9 @@ func run(args []string) error {
 	if lib := os.Getenv("OPENEAS_ORT_LIB"); lib != "" {
 		o.WorkerArgs = append(o.WorkerArgs, "--ort-lib", lib)
 		o.PluginEnv = append(o.PluginEnv, "OPENEAS_ORT_LIB="+lib)
+	}
+	if shim := os.Getenv("OPENEAS_TORCH_SHIM"); shim != "" {
+		o.PluginEnv = append(o.PluginEnv, "OPENEAS_TORCH_SHIM="+shim)
 	}
 	level := slog.LevelInfo
 	if v := os.Getenv("EASD_LOG_LEVEL"); v != "" {
