@@ -87,11 +87,15 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("open store: %w", err)
 	}
 	defer st.Close()
-	shared, err := openShared(ctx, o, log)
+	shared, err := bundle.OpenShared(ctx, o.BundleStore, o.OSS, o.S3, log)
 	if err != nil {
 		return err
 	}
-	bundles, err := bundle.OpenStoreWith(o.DataDir, bundle.StoreOptions{Shared: shared, Logger: log})
+	var tier bundle.BundleStore // a nil *Shared must stay a nil interface
+	if shared != nil {
+		tier = shared.Bundles
+	}
+	bundles, err := bundle.OpenStoreWith(o.DataDir, bundle.StoreOptions{Shared: tier, Logger: log})
 	if err != nil {
 		return fmt.Errorf("open bundle store: %w", err)
 	}
@@ -226,44 +230,6 @@ func Run(ctx context.Context, o Options) error {
 	stopSched()
 	wg.Wait()
 	return runErr
-}
-
-// openShared opens the bundle store named by o.BundleStore; nil means the data directory only.
-func openShared(ctx context.Context, o Options, log *slog.Logger) (bundle.BundleStore, error) {
-	spec := o.BundleStore
-	switch {
-	case spec == "" || spec == "local":
-		return nil, nil
-	case strings.HasPrefix(spec, "oss://") || strings.HasPrefix(spec, "s3://"):
-		loc, err := objstore.ParseURL(spec)
-		if err != nil {
-			return nil, fmt.Errorf("bundle store: %w", err)
-		}
-		cfg := o.OSS
-		if loc.Scheme == "s3" {
-			cfg = o.S3
-		}
-		cfg.Scheme, cfg.Logger = loc.Scheme, log
-		cl, err := objstore.New(cfg)
-		if err != nil {
-			return nil, fmt.Errorf("bundle store: %w", err)
-		}
-		st, err := bundle.NewObjectStore(ctx, cl, loc.Bucket, loc.Key)
-		if err != nil {
-			return nil, err
-		}
-		log.Info("sharing bundles and plugin results in object storage", "location", loc.String(), "store", cfg)
-		return st, nil
-	case strings.Contains(spec, "://"):
-		return nil, fmt.Errorf("bundle store %q: want local, a directory, oss://bucket/prefix or s3://bucket/prefix", spec)
-	default:
-		st, err := bundle.NewDiskStore(spec)
-		if err != nil {
-			return nil, err
-		}
-		log.Info("sharing bundles and plugin results in a directory", "dir", spec)
-		return st, nil
-	}
 }
 
 func wrapErr(what string, err error) error {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"k8s.io/client-go/kubernetes"
@@ -14,7 +13,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/openeas/openeas/internal/bundle"
-	"github.com/openeas/openeas/internal/objstore"
 	"github.com/openeas/openeas/internal/plugin"
 	"github.com/openeas/openeas/internal/scheduler"
 	kube "github.com/openeas/openeas/internal/scheduler/kubernetes"
@@ -45,7 +43,7 @@ type KubeOptions struct {
 
 // newKubeBackend connects to the cluster and makes the backend. Instances ask for what their
 // service.json says (metadata.cpu/memory/gpu, resource), read from the stored version.
-func newKubeBackend(o Options, st *store.Store, shared bundle.BundleStore, r scheduler.Router, events scheduler.EventFunc, log *slog.Logger) (*kube.Backend, error) {
+func newKubeBackend(o Options, st *store.Store, shared *bundle.Shared, r scheduler.Router, events scheduler.EventFunc, log *slog.Logger) (*kube.Backend, error) {
 	cfg, ns, err := kubeConfig(o.Kube)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes scheduler: %w", err)
@@ -74,46 +72,13 @@ func newKubeBackend(o Options, st *store.Store, shared bundle.BundleStore, r sch
 		},
 	}
 	if shared != nil {
-		opts.Bundles = sharedBundles{shared}
-	}
-	trees, err := jobTrees(o, log)
-	if err != nil {
-		return nil, err
-	}
-	opts.Plugins.Trees = trees
-	return kube.New(opts)
-}
-
-// jobTrees is where plugin Jobs' input and output travel: beside the shared bundles, under
-// jobs/. nil (no shared store): plugins keep running as local processes of easd.
-func jobTrees(o Options, log *slog.Logger) (kube.TreeStore, error) {
-	spec := o.BundleStore
-	switch {
-	case spec == "" || spec == "local":
+		// Plugin Jobs' input and output travel beside the shared bundles, under jobs/.
+		opts.Bundles = sharedBundles{shared.Bundles}
+		opts.Plugins.Trees = shared.Jobs
+	} else {
 		log.Warn("kubernetes scheduler without --bundle-store: plugins run inside easd, not as Jobs")
-		return nil, nil
-	case strings.HasPrefix(spec, "oss://") || strings.HasPrefix(spec, "s3://"):
-		loc, err := objstore.ParseURL(spec)
-		if err != nil {
-			return nil, fmt.Errorf("bundle store: %w", err)
-		}
-		cfg := o.OSS
-		if loc.Scheme == "s3" {
-			cfg = o.S3
-		}
-		cfg.Scheme, cfg.Logger = loc.Scheme, log
-		cl, err := objstore.New(cfg)
-		if err != nil {
-			return nil, fmt.Errorf("bundle store: %w", err)
-		}
-		prefix := loc.Key
-		if prefix != "" && !strings.HasSuffix(prefix, "/") {
-			prefix += "/"
-		}
-		return kube.ObjectTrees{Client: cl, Bucket: loc.Bucket, Prefix: prefix + "jobs/"}, nil
-	default:
-		return kube.DirTrees{Root: filepath.Join(spec, "jobs")}, nil
 	}
+	return kube.New(opts)
 }
 
 // pluginRunner is the deploy pipeline's plugin hook: Jobs when the backend can move their
