@@ -38,6 +38,18 @@ func main() {
 }
 
 func run(args []string) int {
+	// The pods' helper commands (docs/kubernetes.md); serving takes only flags.
+	if len(args) > 0 {
+		switch args[0] {
+		case "fetch-bundle", "objstore":
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+			defer stop()
+			if args[0] == "fetch-bundle" {
+				return runFetchBundle(ctx, args[1:], os.Getenv, os.Stderr)
+			}
+			return runObjstore(ctx, args[1:], os.Getenv, os.Stderr)
+		}
+	}
 	fs := flag.NewFlagSet("eas-worker", flag.ContinueOnError)
 	bundleDir := fs.String("bundle", "", "sealed bundle directory (bundle.json, model/); required")
 	name := fs.String("name", "", "service name (also the Open Inference Protocol model name); required")
@@ -55,7 +67,10 @@ func run(args []string) int {
 	warmUp := fs.Bool("warm-up", true, "run one synthetic request before reporting ready when the bundle has no warm-up data")
 	debug := fs.Bool("debug", false, "log at debug level")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: eas-worker --bundle DIR --name SERVICE [flags]\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "usage: eas-worker --bundle DIR --name SERVICE [flags]\n"+
+			"       eas-worker fetch-bundle --digest sha256:… --dir DIR   (download and verify a sealed bundle from the shared store)\n"+
+			"       eas-worker objstore get|put …                        (copy plugin Job trees to and from the shared store)\n"+
+			"Run a subcommand with --help for its flags.\n\nFlags:\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(fs.Output(), "\nEnvironment:\n  %s\tpath of libonnxruntime.so (overridden by --ort-lib)\n", envORTLib)
 		fmt.Fprintf(fs.Output(), "  %s\tpath of %s, the libtorch shim (overridden by --torch-shim)\n", envTorchShim, torch.ShimName)
