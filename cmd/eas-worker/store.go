@@ -9,6 +9,7 @@ import (
 	"log/slog"
 
 	"github.com/openeas/openeas/internal/bundle"
+	"github.com/openeas/openeas/internal/modelsource"
 	"github.com/openeas/openeas/internal/objstore"
 )
 
@@ -81,6 +82,10 @@ func runFetchBundle(ctx context.Context, args []string, getenv func(string) stri
 		fmt.Fprintln(stderr, "eas-worker fetch-bundle: --digest and --dir are required, and nothing else")
 		fs.Usage()
 		return 2
+	}
+	if _, err := modelsource.ParseDigest(*digest); err != nil {
+		fmt.Fprintf(stderr, "eas-worker fetch-bundle: --digest: %v\n", err)
+		return 1
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	shared, err := sf.open(ctx, getenv, log)
