@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/openeas/openeas/internal/daemon"
+	"github.com/openeas/openeas/internal/objstore"
 	"github.com/openeas/openeas/internal/version"
 )
 
@@ -133,28 +134,16 @@ func serveFlags(o *daemon.Options) *flag.FlagSet {
 
 // objectStoreEnv fills the object-store settings the flags left empty from the environment.
 func objectStoreEnv(o *daemon.Options, getenv func(string) string) {
-	first := func(names ...string) string {
-		for _, n := range names {
-			if v := getenv(n); v != "" {
-				return v
-			}
-		}
-		return ""
-	}
 	if o.BundleStore == "" {
 		o.BundleStore = getenv("EASD_BUNDLE_STORE")
 	}
+	oss, s3 := objstore.ConfigFromEnv(getenv)
 	if o.OSS.Endpoint == "" {
-		o.OSS.Endpoint = getenv("EAS_OSS_ENDPOINT")
+		o.OSS.Endpoint = oss.Endpoint
 	}
-	o.OSS.AccessKeyID = first("OSS_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_ID")
-	o.OSS.SecretAccessKey = first("OSS_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-	o.OSS.SessionToken = first("OSS_SESSION_TOKEN", "ALIBABA_CLOUD_SECURITY_TOKEN")
+	o.OSS.AccessKeyID, o.OSS.SecretAccessKey, o.OSS.SessionToken = oss.AccessKeyID, oss.SecretAccessKey, oss.SessionToken
 	if o.S3.Endpoint == "" {
-		o.S3.Endpoint = first("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+		o.S3.Endpoint = s3.Endpoint
 	}
-	o.S3.AccessKeyID = getenv("AWS_ACCESS_KEY_ID")
-	o.S3.SecretAccessKey = getenv("AWS_SECRET_ACCESS_KEY")
-	o.S3.SessionToken = getenv("AWS_SESSION_TOKEN")
-	o.S3.Region = first("AWS_REGION", "AWS_DEFAULT_REGION")
+	o.S3.AccessKeyID, o.S3.SecretAccessKey, o.S3.SessionToken, o.S3.Region = s3.AccessKeyID, s3.SecretAccessKey, s3.SessionToken, s3.Region
 }

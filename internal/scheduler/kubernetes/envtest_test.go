@@ -170,10 +170,12 @@ func newNamespace(t *testing.T) string {
 // node read bundles and plugin data from.
 type dirStore struct {
 	root string
-	DirTrees
+	bundle.DirTrees
 }
 
-func newDirStore(root string) dirStore { return dirStore{root: root, DirTrees: DirTrees{Root: root}} }
+func newDirStore(root string) dirStore {
+	return dirStore{root: root, DirTrees: bundle.DirTrees{Root: root}}
+}
 
 func (s dirStore) PublishBundle(ctx context.Context, digest, dir string) error {
 	dst := filepath.Join(s.root, "bundles", strings.TrimPrefix(digest, "sha256:"))
