@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -123,6 +124,19 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Ready reports whether the model is loaded.
 func (s *Server) Ready() bool { return s.model.Load() != nil }
 
+// servingRuntime is the runtime settings a worker applies. A bundle that no plugin tuned
+// (all settings zero) runs with intra-op spinning off: ONNX Runtime's spinning threads
+// otherwise burn the cores the gateway, the other instances and the load share (on the
+// 2-core test machine the tiny-model throughput at 16 clients went from 7,400 to 10,000
+// requests/s). Settings a plugin such as Blade chose, and timed, are applied as they are.
+func servingRuntime(rt processor.Runtime) processor.Runtime {
+	if reflect.ValueOf(rt).IsZero() {
+		off := false
+		rt.AllowSpinning = &off
+	}
+	return rt
+}
+
 // LoadInfo describes a successful Load.
 type LoadInfo struct {
 	Duration time.Duration // the whole load, warm-up included
@@ -159,7 +173,7 @@ func (s *Server) Load(ctx context.Context) (LoadInfo, error) {
 	}
 	path := filepath.Join(s.opts.BundleDir, "model", filepath.FromSlash(m.ModelEntry))
 	s.log.Info("loading model", "processor", m.Processor, "model", path)
-	proc, err := open(path, m.Runtime)
+	proc, err := open(path, servingRuntime(m.Runtime))
 	if err != nil {
 		return LoadInfo{}, fmt.Errorf("load %s with %s: %w", m.ModelEntry, m.Processor, err)
 	}

@@ -407,3 +407,22 @@ func TestProcessorTimeHeader(t *testing.T) {
 		}
 	}
 }
+
+func TestServingRuntime(t *testing.T) {
+	off, on := false, true
+	cases := []struct {
+		name string
+		in   processor.Runtime
+		spin *bool
+	}{
+		{"untuned bundle: spinning off", processor.Runtime{}, &off},
+		{"plugin settings kept", processor.Runtime{IntraOpThreads: 2}, nil},
+		{"plugin chose spinning", processor.Runtime{AllowSpinning: &on}, &on},
+	}
+	for _, c := range cases {
+		got := servingRuntime(c.in)
+		if (got.AllowSpinning == nil) != (c.spin == nil) || (got.AllowSpinning != nil && *got.AllowSpinning != *c.spin) {
+			t.Errorf("%s: AllowSpinning %v, want %v", c.name, got.AllowSpinning, c.spin)
+		}
+	}
+}
