@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/openeas/openeas/internal/daemon"
@@ -105,6 +106,7 @@ func run(args []string) error {
 		}
 	}
 	objectStoreEnv(&o, os.Getenv)
+	o.WorkerEnv = withoutSecrets(os.Environ())
 	o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -146,4 +148,19 @@ func objectStoreEnv(o *daemon.Options, getenv func(string) string) {
 		o.S3.Endpoint = s3.Endpoint
 	}
 	o.S3.AccessKeyID, o.S3.SecretAccessKey, o.S3.SessionToken, o.S3.Region = s3.AccessKeyID, s3.SecretAccessKey, s3.SessionToken, s3.Region
+}
+
+// withoutSecrets drops object-store credentials from an environment: workers inherit the
+// rest of easd's environment (OPENEAS_*, locale, PATH) but never need these.
+func withoutSecrets(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case strings.HasPrefix(name, "OSS_"), strings.HasPrefix(name, "AWS_"), strings.HasPrefix(name, "ALIBABA_CLOUD_"):
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }

@@ -50,6 +50,9 @@ type Options struct {
 	BladeBinary  string
 	// PluginEnv is the environment plugins run with (they never inherit easd's).
 	PluginEnv []string
+	// WorkerEnv is the environment of worker processes (nil: easd's own). Mains leave out
+	// object-store credentials: workers never need them.
+	WorkerEnv []string
 	// WorkerArgs are extra flags for every worker (e.g. --ort-lib PATH).
 	WorkerArgs []string
 	Logger     *slog.Logger
@@ -153,7 +156,7 @@ func Run(ctx context.Context, o Options) error {
 	case "", SchedulerLocal:
 		o.Scheduler = SchedulerLocal
 		sched = scheduler.NewLocal(scheduler.Options{
-			WorkerBinary: worker, WorkerArgs: o.WorkerArgs, Router: router{gw, mets}, Logger: log, Events: schedEvents,
+			WorkerBinary: worker, WorkerArgs: o.WorkerArgs, WorkerEnv: o.WorkerEnv, Router: router{gw, mets}, Logger: log, Events: schedEvents,
 		})
 	case SchedulerKubernetes:
 		kb, err := newKubeBackend(o, st, shared, router{gw, mets}, schedEvents, log)

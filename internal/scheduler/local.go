@@ -21,9 +21,12 @@ type Options struct {
 	// WorkerBinary WorkerArgs... --bundle DIR --name SERVICE --listen 127.0.0.1:0
 	WorkerBinary string
 	WorkerArgs   []string
-	Router       Router    // nil: routing is not reported
-	Events       EventFunc // nil: events are dropped
-	Logger       *slog.Logger
+	// WorkerEnv, when not nil, is the whole environment of worker processes (plus each
+	// deployment's Env); nil means they inherit this process's environment.
+	WorkerEnv []string
+	Router    Router    // nil: routing is not reported
+	Events    EventFunc // nil: events are dropped
+	Logger    *slog.Logger
 
 	ReadyTimeout time.Duration // default 2m: a worker not ready by then is killed
 	StopTimeout  time.Duration // default 30s: SIGTERM grace before SIGKILL
@@ -518,7 +521,9 @@ func (l *Local) start(inst *instance) (*proc, error) {
 	args := slices.Concat(l.opts.WorkerArgs, inst.args,
 		[]string{"--bundle", inst.bundleDir, "--name", inst.svc.name, "--listen", "127.0.0.1:0"})
 	cmd := exec.Command(l.opts.WorkerBinary, args...)
-	if len(inst.env) > 0 {
+	if l.opts.WorkerEnv != nil {
+		cmd.Env = slices.Concat(l.opts.WorkerEnv, inst.env)
+	} else if len(inst.env) > 0 {
 		cmd.Env = append(cmd.Environ(), inst.env...)
 	}
 	// Own process group, so draining signals reach everything the worker started; Pdeathsig so
