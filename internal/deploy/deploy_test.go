@@ -196,6 +196,14 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("after scale: %+v\n%s", s2, h.events("svc"))
 	}
 
+	// A rate limit applies to the running version: no new version, no new bundle.
+	if _, err := h.m.Modify(ctx, "svc", []byte(`{"metadata":{"rpc":{"rate_limit":50}}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if s := h.wait("svc"); s.Version != 1 || s.Image != s2.Image || !strings.Contains(h.events("svc"), "Applying metadata.rpc.rate_limit 50") {
+		t.Fatalf("after rate_limit change: %+v\n%s", s, h.events("svc"))
+	}
+
 	// A new model that fails to start leaves version 1 serving, and says so.
 	model2 := writeModel(t, t.TempDir(), "m.onnx", "model v2")
 	h.sched.failVersion(2)

@@ -203,7 +203,11 @@ func (m *Manager) Modify(ctx context.Context, name string, patch []byte) (*api.S
 		return m.describeSince(ctx, name, before)
 	}
 	if scaleOnly {
-		m.event(ctx, name, api.EventNormal, fmt.Sprintf("Scaling to %d instance(s)", svc.Metadata.Instance), api.StatusUpdating, "")
+		msg := fmt.Sprintf("Scaling to %d instance(s)", svc.Metadata.Instance)
+		if svc.Metadata.Instance == oldSvc.Metadata.Instance {
+			msg = fmt.Sprintf("Applying metadata.rpc.rate_limit %d to version %d", svc.Metadata.RPC.RateLimit, version)
+		}
+		m.event(ctx, name, api.EventNormal, msg, api.StatusUpdating, "")
 	} else {
 		m.event(ctx, name, api.EventNormal, fmt.Sprintf("Service is now updating to version %d", version), api.StatusUpdating, "")
 	}
@@ -211,11 +215,13 @@ func (m *Manager) Modify(ctx context.Context, name string, patch []byte) (*api.S
 	return m.describeSince(ctx, name, before)
 }
 
-// onlyInstanceChanged reports whether two specs differ in metadata.instance alone (or not at all,
-// other than the token).
+// onlyInstanceChanged reports whether two specs differ only in what applies to running
+// instances without a new version: metadata.instance, metadata.rpc.rate_limit (enforced by
+// the gateway) and the token.
 func onlyInstanceChanged(a, b *spec.Service) bool {
 	ac, bc := *a, *b
 	ac.Metadata.Instance, bc.Metadata.Instance = 0, 0
+	ac.Metadata.RPC.RateLimit, bc.Metadata.RPC.RateLimit = 0, 0
 	ac.Token, bc.Token = "", ""
 	ja, _ := json.Marshal(ac)
 	jb, _ := json.Marshal(bc)
@@ -411,11 +417,11 @@ func (m *Manager) begin(ctx context.Context, name string) (store.ServiceRecord, 
 
 // lastEventID is the newest event's ID (0 when none).
 func (m *Manager) lastEventID(ctx context.Context, name string) int64 {
-	evs, err := m.store.Events(ctx, name, 0, 1<<30)
-	if err != nil || len(evs) == 0 {
+	id, err := m.store.LastEventID(ctx, name)
+	if err != nil {
 		return 0
 	}
-	return evs[len(evs)-1].ID
+	return id
 }
 
 // describeSince answers a call that changed the service: LastEventID is the newest event

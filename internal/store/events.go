@@ -76,6 +76,22 @@ func (s *Store) Events(ctx context.Context, service string, sinceID int64, limit
 	return out, nil
 }
 
+// LastEventID returns the ID of the service's newest event (0 when it has none), or
+// ErrNotFound when the service does not exist.
+func (s *Store) LastEventID(ctx context.Context, service string) (int64, error) {
+	var id int64
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		if err := serviceExists(ctx, tx, service); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM events WHERE service = ?`, service).Scan(&id)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("last event of service %s: %w", service, err)
+	}
+	return id, nil
+}
+
 // GetSetting returns a setting's value, or ErrNotFound.
 func (s *Store) GetSetting(ctx context.Context, key string) (string, error) {
 	var v string

@@ -418,3 +418,29 @@ func TestSchemaVersion(t *testing.T) {
 		t.Errorf("Open of a newer schema: %v", err)
 	}
 }
+
+func TestLastEventID(t *testing.T) {
+	s, _ := openTemp(t)
+	ctx := context.Background()
+	mustCreate(t, s, "a")
+	mustCreate(t, s, "b")
+	if id, err := s.LastEventID(ctx, "a"); err != nil || id != 0 {
+		t.Fatalf("no events: %d %v, want 0", id, err)
+	}
+	var last int64
+	for _, svc := range []string{"a", "b", "a", "b"} {
+		ev, err := s.AppendEvent(ctx, EventRecord{Service: svc, Type: "Normal", Message: "m"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if svc == "a" {
+			last = ev.ID
+		}
+	}
+	if id, err := s.LastEventID(ctx, "a"); err != nil || id != last {
+		t.Fatalf("LastEventID(a) = %d %v, want %d", id, err, last)
+	}
+	if _, err := s.LastEventID(ctx, "missing"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing service: %v, want ErrNotFound", err)
+	}
+}
