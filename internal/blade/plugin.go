@@ -3,7 +3,6 @@ package blade
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,7 +82,7 @@ func RunPlugin(ctx context.Context, env PluginEnv, optimizeFor string, base Opti
 		if f == req.ModelFile || f == modelData || f == RuntimeFile {
 			continue
 		}
-		if err := copyFile(filepath.Join(env.Input, filepath.FromSlash(f)), filepath.Join(env.Output, filepath.FromSlash(f))); err != nil {
+		if err := modelsource.CopyFile(filepath.Join(env.Input, filepath.FromSlash(f)), filepath.Join(env.Output, filepath.FromSlash(f))); err != nil {
 			return nil, fmt.Errorf("blade: copy %s to the output: %w", f, err)
 		}
 	}
@@ -93,30 +92,10 @@ func RunPlugin(ctx context.Context, env PluginEnv, optimizeFor string, base Opti
 		moves = append(moves, [2]string{res.ModelPath + ".data", dstModel + ".data"})
 	}
 	for _, mv := range moves {
-		if err := copyFile(mv[0], mv[1]); err != nil {
+		if err := modelsource.CopyFile(mv[0], mv[1]); err != nil {
 			return nil, fmt.Errorf("blade: write plugin output: %w", err)
 		}
 	}
 	res.ModelPath, res.RuntimePath, res.ReportPath = dstModel, filepath.Join(env.Output, RuntimeFile), env.Report
 	return res, nil
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

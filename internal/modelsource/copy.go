@@ -205,3 +205,26 @@ func MakeReadOnly(root string) error {
 	}
 	return nil
 }
+
+// CopyFile copies the regular file src to dst, creating dst's directory and replacing dst
+// if it exists. For files a program writes around a model (Blade's outputs), not for
+// untrusted trees: those go through CopyTree and its caps.
+func CopyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+	}
+	return out.Close()
+}

@@ -3,7 +3,6 @@ package torchopt
 import (
 	"encoding/binary"
 	"encoding/json"
-	"io"
 	"math"
 	"os"
 
@@ -81,23 +80,6 @@ func argmax(v []float64) int {
 		}
 	}
 	return best
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 func writeJSON(path string, v any) error {

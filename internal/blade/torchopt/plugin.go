@@ -94,7 +94,7 @@ func RunPlugin(ctx context.Context, env blade.PluginEnv, req *blade.PluginReques
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return nil, err
 		}
-		if err := copyFile(filepath.Join(env.Input, filepath.FromSlash(f)), dst); err != nil {
+		if err := modelsource.CopyFile(filepath.Join(env.Input, filepath.FromSlash(f)), dst); err != nil {
 			return nil, fmt.Errorf("blade: copy %s to the output: %w", f, err)
 		}
 	}
@@ -106,7 +106,7 @@ func RunPlugin(ctx context.Context, env blade.PluginEnv, req *blade.PluginReques
 		{res.ModelPath, dstModel}, {res.ModelPath + torchproc.SignatureSuffix, dstModel + torchproc.SignatureSuffix},
 		{res.RuntimePath, filepath.Join(env.Output, blade.RuntimeFile)}, {res.ReportPath, env.Report},
 	} {
-		if err := copyFile(mv[0], mv[1]); err != nil {
+		if err := modelsource.CopyFile(mv[0], mv[1]); err != nil {
 			return nil, fmt.Errorf("blade: write plugin output: %w", err)
 		}
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/openeas/openeas/internal/blade"
 	"github.com/openeas/openeas/internal/blade/auxdata"
 	"github.com/openeas/openeas/internal/blade/report"
+	"github.com/openeas/openeas/internal/modelsource"
 	"github.com/openeas/openeas/internal/processor"
 	"github.com/openeas/openeas/internal/processor/torchproc"
 	"github.com/openeas/openeas/internal/tensor"
@@ -198,7 +199,7 @@ func (op *optimizer) prepare(ctx context.Context) error {
 	// Every candidate is a file in tmp with the signature learnt here beside it.
 	p.Close()
 	op.orig = filepath.Join(op.tmp, "original.pt")
-	if err := copyFile(op.o.Model, op.orig); err != nil {
+	if err := modelsource.CopyFile(op.o.Model, op.orig); err != nil {
 		return fmt.Errorf("torchopt: %w", err)
 	}
 	if err := torchproc.WriteSignatureFile(op.orig, processor.Signature{Inputs: op.sig.Inputs}); err != nil {
@@ -445,7 +446,7 @@ func (op *optimizer) finish(cands []*candidate, o2Note string) (*blade.Result, e
 		return nil, fmt.Errorf("torchopt: %w", err)
 	}
 	modelPath := filepath.Join(op.o.OutputDir, op.o.ModelName)
-	if err := copyFile(winner.model, modelPath); err != nil {
+	if err := modelsource.CopyFile(winner.model, modelPath); err != nil {
 		return nil, fmt.Errorf("torchopt: write model: %w", err)
 	}
 	if err := torchproc.WriteSignatureFile(modelPath, op.sig); err != nil {
