@@ -1,5 +1,6 @@
 // A wire-compatible subset of TensorFlow's core/framework protos (graph.proto, node_def.proto,
-// attr_value.proto, tensor.proto, tensor_shape.proto, types.proto, versions.proto), written for
+// attr_value.proto, tensor.proto, tensor_shape.proto, types.proto, versions.proto) and of
+// core/protobuf (saved_model.proto, meta_graph.proto), written for
 // OpenEAS with TensorFlow's field numbers so real binary GraphDefs decode. Fields OpenEAS does not
 // read (resource handles, variants, debug info, function library) are left out: protobuf skips
 // unknown fields on decode.
@@ -807,6 +808,242 @@ func (x *GraphDef) GetVersion() int32 {
 	return 0
 }
 
+// SavedModel (core/protobuf/saved_model.proto and meta_graph.proto), reduced to what reading a
+// frozen SavedModel needs: the meta graphs' tags, graphs and signatures.
+type SavedModel struct {
+	state                   protoimpl.MessageState `protogen:"open.v1"`
+	SavedModelSchemaVersion int64                  `protobuf:"varint,1,opt,name=saved_model_schema_version,json=savedModelSchemaVersion,proto3" json:"saved_model_schema_version,omitempty"`
+	MetaGraphs              []*MetaGraphDef        `protobuf:"bytes,2,rep,name=meta_graphs,json=metaGraphs,proto3" json:"meta_graphs,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
+}
+
+func (x *SavedModel) Reset() {
+	*x = SavedModel{}
+	mi := &file_graph_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SavedModel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SavedModel) ProtoMessage() {}
+
+func (x *SavedModel) ProtoReflect() protoreflect.Message {
+	mi := &file_graph_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SavedModel.ProtoReflect.Descriptor instead.
+func (*SavedModel) Descriptor() ([]byte, []int) {
+	return file_graph_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SavedModel) GetSavedModelSchemaVersion() int64 {
+	if x != nil {
+		return x.SavedModelSchemaVersion
+	}
+	return 0
+}
+
+func (x *SavedModel) GetMetaGraphs() []*MetaGraphDef {
+	if x != nil {
+		return x.MetaGraphs
+	}
+	return nil
+}
+
+type MetaGraphDef struct {
+	state         protoimpl.MessageState    `protogen:"open.v1"`
+	MetaInfoDef   *MetaGraphDef_MetaInfoDef `protobuf:"bytes,1,opt,name=meta_info_def,json=metaInfoDef,proto3" json:"meta_info_def,omitempty"`
+	GraphDef      *GraphDef                 `protobuf:"bytes,2,opt,name=graph_def,json=graphDef,proto3" json:"graph_def,omitempty"`
+	SignatureDef  map[string]*SignatureDef  `protobuf:"bytes,5,rep,name=signature_def,json=signatureDef,proto3" json:"signature_def,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetaGraphDef) Reset() {
+	*x = MetaGraphDef{}
+	mi := &file_graph_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetaGraphDef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetaGraphDef) ProtoMessage() {}
+
+func (x *MetaGraphDef) ProtoReflect() protoreflect.Message {
+	mi := &file_graph_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetaGraphDef.ProtoReflect.Descriptor instead.
+func (*MetaGraphDef) Descriptor() ([]byte, []int) {
+	return file_graph_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *MetaGraphDef) GetMetaInfoDef() *MetaGraphDef_MetaInfoDef {
+	if x != nil {
+		return x.MetaInfoDef
+	}
+	return nil
+}
+
+func (x *MetaGraphDef) GetGraphDef() *GraphDef {
+	if x != nil {
+		return x.GraphDef
+	}
+	return nil
+}
+
+func (x *MetaGraphDef) GetSignatureDef() map[string]*SignatureDef {
+	if x != nil {
+		return x.SignatureDef
+	}
+	return nil
+}
+
+type SignatureDef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Inputs        map[string]*TensorInfo `protobuf:"bytes,1,rep,name=inputs,proto3" json:"inputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Outputs       map[string]*TensorInfo `protobuf:"bytes,2,rep,name=outputs,proto3" json:"outputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	MethodName    string                 `protobuf:"bytes,3,opt,name=method_name,json=methodName,proto3" json:"method_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignatureDef) Reset() {
+	*x = SignatureDef{}
+	mi := &file_graph_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignatureDef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignatureDef) ProtoMessage() {}
+
+func (x *SignatureDef) ProtoReflect() protoreflect.Message {
+	mi := &file_graph_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignatureDef.ProtoReflect.Descriptor instead.
+func (*SignatureDef) Descriptor() ([]byte, []int) {
+	return file_graph_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SignatureDef) GetInputs() map[string]*TensorInfo {
+	if x != nil {
+		return x.Inputs
+	}
+	return nil
+}
+
+func (x *SignatureDef) GetOutputs() map[string]*TensorInfo {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
+}
+
+func (x *SignatureDef) GetMethodName() string {
+	if x != nil {
+		return x.MethodName
+	}
+	return ""
+}
+
+type TensorInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// TensorFlow's oneof encoding also has coo_sparse = 4 and composite_tensor = 5; only dense
+	// tensors (name) are supported.
+	Name          string            `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Dtype         DataType          `protobuf:"varint,2,opt,name=dtype,proto3,enum=tensorflow.DataType" json:"dtype,omitempty"`
+	TensorShape   *TensorShapeProto `protobuf:"bytes,3,opt,name=tensor_shape,json=tensorShape,proto3" json:"tensor_shape,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TensorInfo) Reset() {
+	*x = TensorInfo{}
+	mi := &file_graph_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TensorInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TensorInfo) ProtoMessage() {}
+
+func (x *TensorInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_graph_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TensorInfo.ProtoReflect.Descriptor instead.
+func (*TensorInfo) Descriptor() ([]byte, []int) {
+	return file_graph_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *TensorInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TensorInfo) GetDtype() DataType {
+	if x != nil {
+		return x.Dtype
+	}
+	return DataType_DT_INVALID
+}
+
+func (x *TensorInfo) GetTensorShape() *TensorShapeProto {
+	if x != nil {
+		return x.TensorShape
+	}
+	return nil
+}
+
 type TensorShapeProto_Dim struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Size          int64                  `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
@@ -817,7 +1054,7 @@ type TensorShapeProto_Dim struct {
 
 func (x *TensorShapeProto_Dim) Reset() {
 	*x = TensorShapeProto_Dim{}
-	mi := &file_graph_proto_msgTypes[7]
+	mi := &file_graph_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -829,7 +1066,7 @@ func (x *TensorShapeProto_Dim) String() string {
 func (*TensorShapeProto_Dim) ProtoMessage() {}
 
 func (x *TensorShapeProto_Dim) ProtoReflect() protoreflect.Message {
-	mi := &file_graph_proto_msgTypes[7]
+	mi := &file_graph_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -875,7 +1112,7 @@ type AttrValue_ListValue struct {
 
 func (x *AttrValue_ListValue) Reset() {
 	*x = AttrValue_ListValue{}
-	mi := &file_graph_proto_msgTypes[9]
+	mi := &file_graph_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -887,7 +1124,7 @@ func (x *AttrValue_ListValue) String() string {
 func (*AttrValue_ListValue) ProtoMessage() {}
 
 func (x *AttrValue_ListValue) ProtoReflect() protoreflect.Message {
-	mi := &file_graph_proto_msgTypes[9]
+	mi := &file_graph_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,6 +1194,66 @@ func (x *AttrValue_ListValue) GetFunc() []*NameAttrList {
 		return x.Func
 	}
 	return nil
+}
+
+type MetaGraphDef_MetaInfoDef struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	MetaGraphVersion  string                 `protobuf:"bytes,1,opt,name=meta_graph_version,json=metaGraphVersion,proto3" json:"meta_graph_version,omitempty"`
+	Tags              []string               `protobuf:"bytes,4,rep,name=tags,proto3" json:"tags,omitempty"`
+	TensorflowVersion string                 `protobuf:"bytes,5,opt,name=tensorflow_version,json=tensorflowVersion,proto3" json:"tensorflow_version,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *MetaGraphDef_MetaInfoDef) Reset() {
+	*x = MetaGraphDef_MetaInfoDef{}
+	mi := &file_graph_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetaGraphDef_MetaInfoDef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetaGraphDef_MetaInfoDef) ProtoMessage() {}
+
+func (x *MetaGraphDef_MetaInfoDef) ProtoReflect() protoreflect.Message {
+	mi := &file_graph_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetaGraphDef_MetaInfoDef.ProtoReflect.Descriptor instead.
+func (*MetaGraphDef_MetaInfoDef) Descriptor() ([]byte, []int) {
+	return file_graph_proto_rawDescGZIP(), []int{8, 0}
+}
+
+func (x *MetaGraphDef_MetaInfoDef) GetMetaGraphVersion() string {
+	if x != nil {
+		return x.MetaGraphVersion
+	}
+	return ""
+}
+
+func (x *MetaGraphDef_MetaInfoDef) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *MetaGraphDef_MetaInfoDef) GetTensorflowVersion() string {
+	if x != nil {
+		return x.TensorflowVersion
+	}
+	return ""
 }
 
 var File_graph_proto protoreflect.FileDescriptor
@@ -1037,7 +1334,39 @@ const file_graph_proto_rawDesc = "" +
 	"\bGraphDef\x12'\n" +
 	"\x04node\x18\x01 \x03(\v2\x13.tensorflow.NodeDefR\x04node\x122\n" +
 	"\bversions\x18\x04 \x01(\v2\x16.tensorflow.VersionDefR\bversions\x12\x1c\n" +
-	"\aversion\x18\x03 \x01(\x05B\x02\x18\x01R\aversion*\xf4\x02\n" +
+	"\aversion\x18\x03 \x01(\x05B\x02\x18\x01R\aversion\"\x84\x01\n" +
+	"\n" +
+	"SavedModel\x12;\n" +
+	"\x1asaved_model_schema_version\x18\x01 \x01(\x03R\x17savedModelSchemaVersion\x129\n" +
+	"\vmeta_graphs\x18\x02 \x03(\v2\x18.tensorflow.MetaGraphDefR\n" +
+	"metaGraphs\"\xb7\x03\n" +
+	"\fMetaGraphDef\x12H\n" +
+	"\rmeta_info_def\x18\x01 \x01(\v2$.tensorflow.MetaGraphDef.MetaInfoDefR\vmetaInfoDef\x121\n" +
+	"\tgraph_def\x18\x02 \x01(\v2\x14.tensorflow.GraphDefR\bgraphDef\x12O\n" +
+	"\rsignature_def\x18\x05 \x03(\v2*.tensorflow.MetaGraphDef.SignatureDefEntryR\fsignatureDef\x1a~\n" +
+	"\vMetaInfoDef\x12,\n" +
+	"\x12meta_graph_version\x18\x01 \x01(\tR\x10metaGraphVersion\x12\x12\n" +
+	"\x04tags\x18\x04 \x03(\tR\x04tags\x12-\n" +
+	"\x12tensorflow_version\x18\x05 \x01(\tR\x11tensorflowVersion\x1aY\n" +
+	"\x11SignatureDefEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12.\n" +
+	"\x05value\x18\x02 \x01(\v2\x18.tensorflow.SignatureDefR\x05value:\x028\x01\"\xd5\x02\n" +
+	"\fSignatureDef\x12<\n" +
+	"\x06inputs\x18\x01 \x03(\v2$.tensorflow.SignatureDef.InputsEntryR\x06inputs\x12?\n" +
+	"\aoutputs\x18\x02 \x03(\v2%.tensorflow.SignatureDef.OutputsEntryR\aoutputs\x12\x1f\n" +
+	"\vmethod_name\x18\x03 \x01(\tR\n" +
+	"methodName\x1aQ\n" +
+	"\vInputsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12,\n" +
+	"\x05value\x18\x02 \x01(\v2\x16.tensorflow.TensorInfoR\x05value:\x028\x01\x1aR\n" +
+	"\fOutputsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12,\n" +
+	"\x05value\x18\x02 \x01(\v2\x16.tensorflow.TensorInfoR\x05value:\x028\x01\"\x8d\x01\n" +
+	"\n" +
+	"TensorInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
+	"\x05dtype\x18\x02 \x01(\x0e2\x14.tensorflow.DataTypeR\x05dtype\x12?\n" +
+	"\ftensor_shape\x18\x03 \x01(\v2\x1c.tensorflow.TensorShapeProtoR\vtensorShape*\xf4\x02\n" +
 	"\bDataType\x12\x0e\n" +
 	"\n" +
 	"DT_INVALID\x10\x00\x12\f\n" +
@@ -1081,45 +1410,64 @@ func file_graph_proto_rawDescGZIP() []byte {
 }
 
 var file_graph_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_graph_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_graph_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_graph_proto_goTypes = []any{
-	(DataType)(0),                // 0: tensorflow.DataType
-	(*TensorShapeProto)(nil),     // 1: tensorflow.TensorShapeProto
-	(*TensorProto)(nil),          // 2: tensorflow.TensorProto
-	(*NameAttrList)(nil),         // 3: tensorflow.NameAttrList
-	(*AttrValue)(nil),            // 4: tensorflow.AttrValue
-	(*NodeDef)(nil),              // 5: tensorflow.NodeDef
-	(*VersionDef)(nil),           // 6: tensorflow.VersionDef
-	(*GraphDef)(nil),             // 7: tensorflow.GraphDef
-	(*TensorShapeProto_Dim)(nil), // 8: tensorflow.TensorShapeProto.Dim
-	nil,                          // 9: tensorflow.NameAttrList.AttrEntry
-	(*AttrValue_ListValue)(nil),  // 10: tensorflow.AttrValue.ListValue
-	nil,                          // 11: tensorflow.NodeDef.AttrEntry
+	(DataType)(0),                    // 0: tensorflow.DataType
+	(*TensorShapeProto)(nil),         // 1: tensorflow.TensorShapeProto
+	(*TensorProto)(nil),              // 2: tensorflow.TensorProto
+	(*NameAttrList)(nil),             // 3: tensorflow.NameAttrList
+	(*AttrValue)(nil),                // 4: tensorflow.AttrValue
+	(*NodeDef)(nil),                  // 5: tensorflow.NodeDef
+	(*VersionDef)(nil),               // 6: tensorflow.VersionDef
+	(*GraphDef)(nil),                 // 7: tensorflow.GraphDef
+	(*SavedModel)(nil),               // 8: tensorflow.SavedModel
+	(*MetaGraphDef)(nil),             // 9: tensorflow.MetaGraphDef
+	(*SignatureDef)(nil),             // 10: tensorflow.SignatureDef
+	(*TensorInfo)(nil),               // 11: tensorflow.TensorInfo
+	(*TensorShapeProto_Dim)(nil),     // 12: tensorflow.TensorShapeProto.Dim
+	nil,                              // 13: tensorflow.NameAttrList.AttrEntry
+	(*AttrValue_ListValue)(nil),      // 14: tensorflow.AttrValue.ListValue
+	nil,                              // 15: tensorflow.NodeDef.AttrEntry
+	(*MetaGraphDef_MetaInfoDef)(nil), // 16: tensorflow.MetaGraphDef.MetaInfoDef
+	nil,                              // 17: tensorflow.MetaGraphDef.SignatureDefEntry
+	nil,                              // 18: tensorflow.SignatureDef.InputsEntry
+	nil,                              // 19: tensorflow.SignatureDef.OutputsEntry
 }
 var file_graph_proto_depIdxs = []int32{
-	8,  // 0: tensorflow.TensorShapeProto.dim:type_name -> tensorflow.TensorShapeProto.Dim
+	12, // 0: tensorflow.TensorShapeProto.dim:type_name -> tensorflow.TensorShapeProto.Dim
 	0,  // 1: tensorflow.TensorProto.dtype:type_name -> tensorflow.DataType
 	1,  // 2: tensorflow.TensorProto.tensor_shape:type_name -> tensorflow.TensorShapeProto
-	9,  // 3: tensorflow.NameAttrList.attr:type_name -> tensorflow.NameAttrList.AttrEntry
+	13, // 3: tensorflow.NameAttrList.attr:type_name -> tensorflow.NameAttrList.AttrEntry
 	0,  // 4: tensorflow.AttrValue.type:type_name -> tensorflow.DataType
 	1,  // 5: tensorflow.AttrValue.shape:type_name -> tensorflow.TensorShapeProto
 	2,  // 6: tensorflow.AttrValue.tensor:type_name -> tensorflow.TensorProto
-	10, // 7: tensorflow.AttrValue.list:type_name -> tensorflow.AttrValue.ListValue
+	14, // 7: tensorflow.AttrValue.list:type_name -> tensorflow.AttrValue.ListValue
 	3,  // 8: tensorflow.AttrValue.func:type_name -> tensorflow.NameAttrList
-	11, // 9: tensorflow.NodeDef.attr:type_name -> tensorflow.NodeDef.AttrEntry
+	15, // 9: tensorflow.NodeDef.attr:type_name -> tensorflow.NodeDef.AttrEntry
 	5,  // 10: tensorflow.GraphDef.node:type_name -> tensorflow.NodeDef
 	6,  // 11: tensorflow.GraphDef.versions:type_name -> tensorflow.VersionDef
-	4,  // 12: tensorflow.NameAttrList.AttrEntry.value:type_name -> tensorflow.AttrValue
-	0,  // 13: tensorflow.AttrValue.ListValue.type:type_name -> tensorflow.DataType
-	1,  // 14: tensorflow.AttrValue.ListValue.shape:type_name -> tensorflow.TensorShapeProto
-	2,  // 15: tensorflow.AttrValue.ListValue.tensor:type_name -> tensorflow.TensorProto
-	3,  // 16: tensorflow.AttrValue.ListValue.func:type_name -> tensorflow.NameAttrList
-	4,  // 17: tensorflow.NodeDef.AttrEntry.value:type_name -> tensorflow.AttrValue
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	9,  // 12: tensorflow.SavedModel.meta_graphs:type_name -> tensorflow.MetaGraphDef
+	16, // 13: tensorflow.MetaGraphDef.meta_info_def:type_name -> tensorflow.MetaGraphDef.MetaInfoDef
+	7,  // 14: tensorflow.MetaGraphDef.graph_def:type_name -> tensorflow.GraphDef
+	17, // 15: tensorflow.MetaGraphDef.signature_def:type_name -> tensorflow.MetaGraphDef.SignatureDefEntry
+	18, // 16: tensorflow.SignatureDef.inputs:type_name -> tensorflow.SignatureDef.InputsEntry
+	19, // 17: tensorflow.SignatureDef.outputs:type_name -> tensorflow.SignatureDef.OutputsEntry
+	0,  // 18: tensorflow.TensorInfo.dtype:type_name -> tensorflow.DataType
+	1,  // 19: tensorflow.TensorInfo.tensor_shape:type_name -> tensorflow.TensorShapeProto
+	4,  // 20: tensorflow.NameAttrList.AttrEntry.value:type_name -> tensorflow.AttrValue
+	0,  // 21: tensorflow.AttrValue.ListValue.type:type_name -> tensorflow.DataType
+	1,  // 22: tensorflow.AttrValue.ListValue.shape:type_name -> tensorflow.TensorShapeProto
+	2,  // 23: tensorflow.AttrValue.ListValue.tensor:type_name -> tensorflow.TensorProto
+	3,  // 24: tensorflow.AttrValue.ListValue.func:type_name -> tensorflow.NameAttrList
+	4,  // 25: tensorflow.NodeDef.AttrEntry.value:type_name -> tensorflow.AttrValue
+	10, // 26: tensorflow.MetaGraphDef.SignatureDefEntry.value:type_name -> tensorflow.SignatureDef
+	11, // 27: tensorflow.SignatureDef.InputsEntry.value:type_name -> tensorflow.TensorInfo
+	11, // 28: tensorflow.SignatureDef.OutputsEntry.value:type_name -> tensorflow.TensorInfo
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_graph_proto_init() }
@@ -1145,7 +1493,7 @@ func file_graph_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_graph_proto_rawDesc), len(file_graph_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
