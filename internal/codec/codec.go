@@ -94,7 +94,10 @@ type Request struct {
 	// Outputs names the outputs wanted, in order, without duplicates; nil means all of them
 	// in signature order. Every name is a signature output.
 	Outputs []string
-	Format  Format
+	// OutputKeys (TF protobuf with a SavedModel signature only) are the names the response
+	// gives Outputs, index by index: the signature's aliases. Nil: the output names.
+	OutputKeys []string
+	Format     Format
 	// TorchMapOutputs (PyTorch protobuf only) makes the response carry map_outputs by name
 	// besides the positional outputs; set when the request used map_inputs.
 	TorchMapOutputs bool
@@ -132,6 +135,13 @@ const (
 // *processor.InputError naming the input. Decode does not check that every input is present
 // or that shapes fit: processor.CheckInputs does that.
 func Decode(family Family, header http.Header, body []byte, sig processor.Signature) (*Request, error) {
+	return DecodeSigned(family, header, body, sig, nil)
+}
+
+// DecodeSigned is Decode for a model with SavedModel signatures: a TF protobuf request's
+// signature_name picks one of sigs (TFSignatures.Select), whose aliases may then name
+// inputs and outputs. With no sigs it is Decode.
+func DecodeSigned(family Family, header http.Header, body []byte, sig processor.Signature, sigs TFSignatures) (*Request, error) {
 	format, err := detect(family, header, body)
 	if err != nil {
 		return nil, err
@@ -140,7 +150,7 @@ func Decode(family Family, header http.Header, body []byte, sig processor.Signat
 	case FormatJSON:
 		return decodeJSON(body, sig)
 	case FormatTFProto:
-		return decodeTF(body, sig)
+		return decodeTF(body, sig, sigs)
 	case FormatTorchProto:
 		return decodeTorch(body, sig)
 	}
@@ -259,7 +269,11 @@ func orderedOutputs(req *Request, outs map[string]*tensor.Tensor, sig processor.
 		if err := t.Validate(); err != nil {
 			return nil, fmt.Errorf("codec: output %q: %w", n, err)
 		}
-		list[i] = namedTensor{n, t}
+		key := n
+		if req.OutputKeys != nil {
+			key = req.OutputKeys[i]
+		}
+		list[i] = namedTensor{key, t}
 	}
 	return list, nil
 }

@@ -417,8 +417,9 @@ func wireError(msg string, err error) error {
 
 // tfRequest is a parsed tensorflow.eas PredictRequest.
 type tfRequest struct {
-	inputs       []namedArray
-	outputFilter []string
+	signatureName string
+	inputs        []namedArray
+	outputFilter  []string
 }
 
 const tfWhat = "tensorflow PredictRequest"
@@ -435,13 +436,15 @@ func parseTFRequest(b []byte) (*tfRequest, error) {
 			return nil, wireError(tfWhat, fmt.Errorf("field %d has wire type %d, which it never uses", num, typ))
 		}
 		switch num {
-		case 1, 3: // signature_name (one signature per model: ignored), output_filter
+		case 1, 3: // signature_name, output_filter
 			m, n := protowire.ConsumeBytes(b)
 			if n < 0 {
 				return nil, wireError(tfWhat, fmt.Errorf("field %d: %w", num, protowire.ParseError(n)))
 			}
 			if num == 3 {
 				r.outputFilter = append(r.outputFilter, string(m))
+			} else {
+				r.signatureName = string(m)
 			}
 			b = b[n:]
 		case 2:
@@ -490,12 +493,19 @@ func (r *tfRequest) request(sig processor.Signature) (*Request, error) {
 	return req, nil
 }
 
-func decodeTF(body []byte, sig processor.Signature) (*Request, error) {
+func decodeTF(body []byte, sig processor.Signature, sigs TFSignatures) (*Request, error) {
 	r, err := parseTFRequest(body)
 	if err != nil {
 		return nil, err
 	}
-	return r.request(sig)
+	name, sd, err := sigs.Select(r.signatureName)
+	if err != nil {
+		return nil, err
+	}
+	if sd == nil {
+		return r.request(sig)
+	}
+	return r.signedRequest(sig, name, sd)
 }
 
 // torchRequest is a parsed pytorch.eas PredictRequest.
