@@ -8,15 +8,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/openeas/openeas/internal/blade/onnx"
 	"github.com/openeas/openeas/internal/bundle"
+	"github.com/openeas/openeas/internal/codec"
 	"github.com/openeas/openeas/internal/modelsource"
 	"github.com/openeas/openeas/internal/spec"
 	"github.com/openeas/openeas/internal/tf"
+	"github.com/openeas/openeas/internal/tf/tfpb"
 )
 
 // tfONNXEntry is the converted model's file name in the bundle.
@@ -32,6 +35,8 @@ type tfConversion struct {
 	Transposes int             `json:"transposes"`
 	Millis     int64           `json:"ms"`
 	Model      *bundle.TFModel `json:"tensorflow"`
+	// Signatures of a SavedModel, also written to the tree as codec.TFSignaturesFile.
+	Signatures map[string]tf.SignatureDef `json:"signatures,omitempty"`
 }
 
 // convertTF turns the TensorFlow GraphDef entry of the fetched tree into model.onnx, once per
@@ -54,12 +59,20 @@ func (m *Manager) convertTF(ctx context.Context, name string, svc *spec.Service,
 			return out, tfONNXEntry, conv.Model, nil
 		}
 	}
-	graph, err := os.ReadFile(filepath.Join(modelDir, filepath.FromSlash(entry)))
+	b, err := os.ReadFile(filepath.Join(modelDir, filepath.FromSlash(entry)))
 	if err != nil {
 		return "", "", nil, fmt.Errorf("read TensorFlow model: %w", err)
 	}
 	t0 := time.Now()
-	res, err := tf.Convert(ctx, graph, tf.Options{Outputs: outputs})
+	graph, sigs, err := tfGraph(entry, b)
+	if err != nil {
+		return "", "", nil, err
+	}
+	if len(outputs) == 0 && len(sigs) > 0 {
+		// Keep every tensor a signature can ask for, even ones other nodes consume.
+		outputs = (&tf.SavedModel{Signatures: sigs}).SignatureOutputs()
+	}
+	res, err := tf.ConvertGraph(ctx, graph, tf.Options{Outputs: outputs})
 	if err != nil {
 		return "", "", nil, fmt.Errorf("convert TensorFlow GraphDef %s to ONNX: %w", entry, err)
 	}
@@ -79,12 +92,22 @@ func (m *Manager) convertTF(ctx context.Context, name string, svc *spec.Service,
 	if err := onnx.Save(res.Model, filepath.Join(tree, tfONNXEntry), 0); err != nil {
 		return "", "", nil, fmt.Errorf("convert TensorFlow model: %w", err)
 	}
+	if len(sigs) > 0 {
+		// The worker reads the signatures from here to honour signature_name.
+		sb, err := json.Marshal(sigs)
+		if err != nil {
+			return "", "", nil, err
+		}
+		if err := os.WriteFile(filepath.Join(tree, codec.TFSignaturesFile), sb, 0o644); err != nil {
+			return "", "", nil, fmt.Errorf("convert TensorFlow model: %w", err)
+		}
+	}
 	elapsed := time.Since(t0)
 	tfm := &bundle.TFModel{Processor: svc.Processor, SourceEntry: entry, Converter: tf.ConverterVersion, Outputs: res.Signature.Outputs}
 	for _, in := range res.Signature.Inputs {
 		tfm.Inputs = append(tfm.Inputs, bundle.TFTensor{Name: in.Name, DType: in.DType, Shape: in.Shape})
 	}
-	report, err := json.Marshal(tfConversion{TFNodes: res.TFNodes, ONNXNodes: res.ONNXNodes, Transposes: res.Transposes, Millis: elapsed.Milliseconds(), Model: tfm})
+	report, err := json.Marshal(tfConversion{TFNodes: res.TFNodes, ONNXNodes: res.ONNXNodes, Transposes: res.Transposes, Millis: elapsed.Milliseconds(), Model: tfm, Signatures: sigs})
 	if err != nil {
 		return "", "", nil, err
 	}
@@ -95,6 +118,23 @@ func (m *Manager) convertTF(ctx context.Context, name string, svc *spec.Service,
 	m.okEvent(ctx, name, fmt.Sprintf("Converted TensorFlow GraphDef %s to ONNX: %d nodes → %d ONNX nodes in %d ms",
 		entry, res.TFNodes, res.ONNXNodes, elapsed.Milliseconds()))
 	return out, tfONNXEntry, tfm, nil
+}
+
+// tfGraph decodes the model file: a SavedModel (saved_model.pb; its serving graph must be
+// frozen) with its signatures, or a frozen GraphDef (no signatures).
+func tfGraph(entry string, b []byte) (*tfpb.GraphDef, map[string]tf.SignatureDef, error) {
+	if path.Base(entry) == tf.SavedModelFile {
+		sm, err := tf.ParseSavedModel(entry, b)
+		if err != nil {
+			return nil, nil, err
+		}
+		return sm.Graph, sm.Signatures, nil
+	}
+	g, err := tf.ParseGraphDef(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("convert TensorFlow GraphDef %s to ONNX: %w", entry, err)
+	}
+	return g, nil, nil
 }
 
 // tfOutputsOption returns the TF output names a plugin's config.model_info.<entry>.outputs
