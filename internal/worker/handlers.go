@@ -62,7 +62,7 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 			s.putBody(buf)
 		}
 	}()
-	req, err := codec.Decode(md.family, r.Header, buf.Bytes(), md.sig)
+	req, err := codec.DecodeSigned(md.family, r.Header, buf.Bytes(), md.sig, md.tfSigs)
 	if err != nil {
 		s.fail(w, r, err, false)
 		return

@@ -98,9 +98,9 @@ func (s *Server) replay(ctx context.Context, md *model, reqs []warmRequest) erro
 		case wr.v2:
 			req, err = codec.DecodeV2Infer(http.Header{"Content-Type": {codec.ContentTypeJSON}}, wr.body, md.sig)
 		case wr.json:
-			req, err = codec.Decode(md.family, http.Header{"Content-Type": {codec.ContentTypeJSON}}, wr.body, md.sig)
+			req, err = codec.DecodeSigned(md.family, http.Header{"Content-Type": {codec.ContentTypeJSON}}, wr.body, md.sig, md.tfSigs)
 		default:
-			req, err = codec.Decode(md.family, nil, wr.body, md.sig)
+			req, err = codec.DecodeSigned(md.family, nil, wr.body, md.sig, md.tfSigs)
 		}
 		if err != nil {
 			return fmt.Errorf("warm_up_data_path: %s cannot be decoded: %w", wr.where, err)

@@ -93,8 +93,9 @@ type model struct {
 	sig           processor.Signature
 	family        codec.Family
 	processorName string
-	metadata      []byte           // v2 model metadata answer
-	batcher       *batcher.Batcher // nil unless Options.Batching
+	metadata      []byte             // v2 model metadata answer
+	batcher       *batcher.Batcher   // nil unless Options.Batching
+	tfSigs        codec.TFSignatures // a converted SavedModel's signatures; nil otherwise
 }
 
 // New returns a server for opts; call Load (or Run) to load the model.
@@ -181,6 +182,10 @@ func (s *Server) Load(ctx context.Context) (LoadInfo, error) {
 	if m.TensorFlow != nil {
 		// A TensorFlow model converted to ONNX: served by ONNX Runtime, spoken to as TF.
 		md.family = codec.FamilyTensorFlow
+		if md.tfSigs, err = readTFSignatures(filepath.Join(s.opts.BundleDir, "model")); err != nil {
+			proc.Close()
+			return LoadInfo{}, err
+		}
 	}
 	md.metadata = codec.V2ModelMetadata(s.opts.Name, v2Platform(md.family), md.sig)
 	if s.opts.Batching {
