@@ -158,7 +158,7 @@ func floats(t *tensor.Tensor) ([]float64, bool) {
 		}
 	case tensor.Float16:
 		for i := range out {
-			out[i] = float64(halfToFloat(le.Uint16(d[2*i:])))
+			out[i] = float64(tensor.Float16ToFloat32(le.Uint16(d[2*i:])))
 		}
 	case tensor.BFloat16:
 		for i := range out {
@@ -200,23 +200,4 @@ func floats(t *tensor.Tensor) ([]float64, bool) {
 		return nil, false
 	}
 	return out, true
-}
-
-func halfToFloat(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h) & 0x3ff
-	switch {
-	case exp == 0 && mant == 0:
-		return math.Float32frombits(sign)
-	case exp == 0: // subnormal
-		f := float32(mant) / 1024 * float32(math.Pow(2, -14))
-		if sign != 0 {
-			return -f
-		}
-		return f
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
-	}
-	return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
 }

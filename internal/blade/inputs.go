@@ -129,7 +129,7 @@ func randomTensor(rng *rand.Rand, dt tensor.DType, shape []int64, r Range, hasRa
 		case tensor.Double:
 			le.PutUint64(b, math.Float64bits(v))
 		case tensor.Float16:
-			le.PutUint16(b, floatToHalf(float32(v)))
+			le.PutUint16(b, tensor.Float32ToFloat16(float32(v)))
 		case tensor.BFloat16:
 			le.PutUint16(b, uint16(math.Float32bits(float32(v))>>16))
 		case tensor.Int8, tensor.Uint8:
@@ -145,19 +145,4 @@ func randomTensor(rng *rand.Rand, dt tensor.DType, shape []int64, r Range, hasRa
 		}
 	}
 	return t, nil
-}
-
-// floatToHalf rounds to nearest (ties away), enough for synthesized inputs.
-func floatToHalf(f float32) uint16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	exp := int(b>>23&0xff) - 127 + 15
-	mant := b & 0x7fffff
-	switch {
-	case exp <= 0:
-		return sign
-	case exp >= 31:
-		return sign | 0x7c00
-	}
-	return sign | (uint16(exp)<<10 + uint16((mant+0x1000)>>13)) // a mantissa carry rounds into the exponent
 }

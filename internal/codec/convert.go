@@ -76,7 +76,7 @@ func convertRaw(from, to tensor.DType, raw []byte, n int) ([]byte, error) {
 	if from == tensor.Float && to == tensor.Float16 {
 		for i := range n {
 			f := math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-			binary.LittleEndian.PutUint16(out[2*i:], f32ToF16(f))
+			binary.LittleEndian.PutUint16(out[2*i:], tensor.Float32ToFloat16(f))
 		}
 		return out, nil
 	}
@@ -136,9 +136,9 @@ func readFloat(d tensor.DType, raw []byte, i int) float64 {
 	case tensor.Double:
 		return math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:]))
 	case tensor.Float16:
-		return float64(f16ToF32(binary.LittleEndian.Uint16(raw[2*i:])))
+		return float64(tensor.Float16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:])))
 	case tensor.BFloat16:
-		return float64(bf16ToF32(binary.LittleEndian.Uint16(raw[2*i:])))
+		return float64(tensor.BFloat16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:])))
 	}
 	return 0
 }
@@ -153,9 +153,13 @@ func floatWriter(d tensor.DType) func(out []byte, i int, f float64) {
 	case tensor.Double:
 		return func(out []byte, i int, f float64) { binary.LittleEndian.PutUint64(out[8*i:], math.Float64bits(f)) }
 	case tensor.Float16:
-		return func(out []byte, i int, f float64) { binary.LittleEndian.PutUint16(out[2*i:], f32ToF16(float32(f))) }
+		return func(out []byte, i int, f float64) {
+			binary.LittleEndian.PutUint16(out[2*i:], tensor.Float32ToFloat16(float32(f)))
+		}
 	case tensor.BFloat16:
-		return func(out []byte, i int, f float64) { binary.LittleEndian.PutUint16(out[2*i:], f32ToBF16(float32(f))) }
+		return func(out []byte, i int, f float64) {
+			binary.LittleEndian.PutUint16(out[2*i:], tensor.Float32ToBFloat16(float32(f)))
+		}
 	}
 	return func([]byte, int, float64) {}
 }
@@ -258,79 +262,9 @@ func exactFloat(v int64, d tensor.DType) (float64, bool) {
 	case tensor.Float:
 		return f, float64(float32(f)) == f
 	case tensor.Float16:
-		return f, float64(f16ToF32(f32ToF16(float32(f)))) == f
+		return f, float64(tensor.Float16ToFloat32(tensor.Float32ToFloat16(float32(f)))) == f
 	case tensor.BFloat16:
-		return f, float64(bf16ToF32(f32ToBF16(float32(f)))) == f
+		return f, float64(tensor.BFloat16ToFloat32(tensor.Float32ToBFloat16(float32(f)))) == f
 	}
 	return f, true
 }
-
-// f32ToF16 rounds a float32 to IEEE 754 half precision, to nearest even.
-func f32ToF16(f float32) uint16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	exp := int((b >> 23) & 0xff)
-	mant := b & 0x7fffff
-	if exp == 0xff { // Inf or NaN
-		if mant != 0 {
-			return sign | 0x7e00
-		}
-		return sign | 0x7c00
-	}
-	e := exp - 127 + 15
-	if e >= 0x1f {
-		return sign | 0x7c00
-	}
-	if e <= 0 { // subnormal half, or zero
-		if e < -10 {
-			return sign
-		}
-		mant |= 0x800000
-		shift := uint(14 - e)
-		half := mant >> shift
-		rem := mant & (1<<shift - 1)
-		mid := uint32(1) << (shift - 1)
-		if rem > mid || (rem == mid && half&1 == 1) {
-			half++
-		}
-		return sign | uint16(half)
-	}
-	half := uint32(e)<<10 | mant>>13
-	rem := mant & 0x1fff
-	if rem > 0x1000 || (rem == 0x1000 && half&1 == 1) {
-		half++ // may carry into the exponent, up to Inf: that is correct rounding
-	}
-	return sign | uint16(half)
-}
-
-// f16ToF32 widens an IEEE 754 half exactly.
-func f16ToF32(h uint16) float32 {
-	sign := uint32(h&0x8000) << 16
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h & 0x3ff)
-	switch {
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
-	case exp == 0:
-		if mant == 0 {
-			return math.Float32frombits(sign)
-		}
-		f := float32(mant) / (1 << 24) // subnormal: mant × 2^-24
-		if sign != 0 {
-			f = -f
-		}
-		return f
-	}
-	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
-}
-
-// f32ToBF16 rounds a float32 to bfloat16, to nearest even.
-func f32ToBF16(f float32) uint16 {
-	b := math.Float32bits(f)
-	if b&0x7fffffff > 0x7f800000 { // NaN: keep it a NaN
-		return uint16(b>>16) | 0x40
-	}
-	return uint16((b + 0x7fff + (b>>16)&1) >> 16)
-}
-
-func bf16ToF32(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }

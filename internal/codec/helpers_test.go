@@ -30,7 +30,7 @@ func f64s(vs ...float64) []byte {
 func f16s(vs ...float32) []byte {
 	b := make([]byte, 0, 2*len(vs))
 	for _, v := range vs {
-		b = binary.LittleEndian.AppendUint16(b, f32ToF16(v))
+		b = binary.LittleEndian.AppendUint16(b, tensor.Float32ToFloat16(v))
 	}
 	return b
 }
@@ -38,7 +38,7 @@ func f16s(vs ...float32) []byte {
 func bf16s(vs ...float32) []byte {
 	b := make([]byte, 0, 2*len(vs))
 	for _, v := range vs {
-		b = binary.LittleEndian.AppendUint16(b, f32ToBF16(v))
+		b = binary.LittleEndian.AppendUint16(b, tensor.Float32ToBFloat16(v))
 	}
 	return b
 }

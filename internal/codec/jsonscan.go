@@ -441,12 +441,12 @@ func appendNumber(b []byte, dt tensor.DType, tok []byte) ([]byte, error) {
 		}
 		var h uint16
 		if dt == tensor.Float16 {
-			h = f32ToF16(float32(f))
+			h = tensor.Float32ToFloat16(float32(f))
 			if h&0x7fff == 0x7c00 && !math.IsInf(f, 0) {
 				return b, fmt.Errorf("value %s overflows %s", tok, dt)
 			}
 		} else {
-			h = f32ToBF16(float32(f))
+			h = tensor.Float32ToBFloat16(float32(f))
 		}
 		return binary.LittleEndian.AppendUint16(b, h), nil
 	}

@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/openeas/openeas/internal/blade/onnx/onnxpb"
+	"github.com/openeas/openeas/internal/tensor"
 	"github.com/openeas/openeas/internal/tf/tfpb"
 )
 
@@ -112,7 +113,7 @@ func fromTensorProto(t *tfpb.TensorProto) (*constant, error) {
 		vals = t.DoubleVal
 	case tfpb.DataType_DT_HALF:
 		for _, x := range t.HalfVal {
-			vals = append(vals, float64(halfToFloat(uint16(x))))
+			vals = append(vals, float64(tensor.Float16ToFloat32(uint16(x))))
 		}
 	case tfpb.DataType_DT_INT64:
 		for _, x := range t.Int64Val {
@@ -157,7 +158,7 @@ func decodeElem(dt tfpb.DataType, b []byte) float64 {
 	case tfpb.DataType_DT_DOUBLE:
 		return math.Float64frombits(binary.LittleEndian.Uint64(b))
 	case tfpb.DataType_DT_HALF:
-		return float64(halfToFloat(binary.LittleEndian.Uint16(b)))
+		return float64(tensor.Float16ToFloat32(binary.LittleEndian.Uint16(b)))
 	case tfpb.DataType_DT_INT32:
 		return float64(int32(binary.LittleEndian.Uint32(b)))
 	case tfpb.DataType_DT_INT64:
@@ -171,25 +172,6 @@ func decodeElem(dt tfpb.DataType, b []byte) float64 {
 	default: // uint8, bool
 		return float64(b[0])
 	}
-}
-
-func halfToFloat(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h) & 0x3ff
-	switch {
-	case exp == 0 && mant == 0:
-		return math.Float32frombits(sign)
-	case exp == 0: // subnormal
-		f := float32(mant) / 1024 / 16384
-		if sign != 0 {
-			return -f
-		}
-		return f
-	case exp == 31:
-		return math.Float32frombits(sign | 0xff<<23 | mant<<13)
-	}
-	return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
 }
 
 // tensorProto encodes the constant as an ONNX initializer. Half constants become float32
@@ -213,7 +195,7 @@ func (c *constant) tensorProto(name string) (*onnxpb.TensorProto, error) {
 		case tfpb.DataType_DT_DOUBLE:
 			binary.LittleEndian.PutUint64(o, math.Float64bits(x))
 		case tfpb.DataType_DT_HALF:
-			binary.LittleEndian.PutUint16(o, floatToHalf(float32(x)))
+			binary.LittleEndian.PutUint16(o, tensor.Float32ToFloat16(float32(x)))
 		case tfpb.DataType_DT_INT32:
 			binary.LittleEndian.PutUint32(o, uint32(int32(x)))
 		case tfpb.DataType_DT_INT64:
@@ -226,24 +208,6 @@ func (c *constant) tensorProto(name string) (*onnxpb.TensorProto, error) {
 	}
 	dt := int32(ot)
 	return &onnxpb.TensorProto{Name: &name, DataType: &dt, Dims: append([]int64{}, c.shape...), RawData: b}, nil
-}
-
-func floatToHalf(f float32) uint16 {
-	bits := math.Float32bits(f)
-	sign := uint16(bits>>16) & 0x8000
-	exp := int32(bits>>23&0xff) - 127 + 15
-	mant := bits & 0x7fffff
-	switch {
-	case exp >= 31:
-		return sign | 0x7c00
-	case exp <= 0:
-		if exp < -10 {
-			return sign
-		}
-		mant |= 0x800000
-		return sign | uint16(mant>>uint32(14-exp))
-	}
-	return sign | uint16(exp)<<10 | uint16(mant>>13)
 }
 
 // transpose permutes a constant's axes.

@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/openeas/openeas/internal/tensor"
 	"github.com/openeas/openeas/internal/tf/tfpb"
 )
 
@@ -18,7 +19,7 @@ func roundTo(dt tfpb.DataType, x float64) float64 {
 	case tfpb.DataType_DT_FLOAT:
 		return float64(float32(x))
 	case tfpb.DataType_DT_HALF:
-		return float64(halfToFloat(floatToHalf(float32(x))))
+		return float64(tensor.Float16ToFloat32(tensor.Float32ToFloat16(float32(x))))
 	case tfpb.DataType_DT_DOUBLE:
 		return x
 	case tfpb.DataType_DT_BOOL:

@@ -244,7 +244,7 @@ func torchTensor(pt *pytorch.Tensor) (*tensor.Tensor, error) {
 		dt, count = tensor.Float16, len(s.Data)
 		data = make([]byte, 2*count)
 		for i, v := range s.Data {
-			le.PutUint16(data[2*i:], float32ToHalf(v))
+			le.PutUint16(data[2*i:], tensor.Float32ToFloat16(v))
 		}
 	case *pytorch.BFloat16Storage:
 		dt, count = tensor.BFloat16, len(s.Data)
@@ -323,43 +323,4 @@ func torchTensor(pt *pytorch.Tensor) (*tensor.Tensor, error) {
 	}
 	t.Data = gather(data, dt.Size(), shape, strides, int64(pt.StorageOffset))
 	return t, nil
-}
-
-// float32ToHalf converts a float32 to IEEE half bits, rounding to nearest
-// even; exact for values that came from a half tensor.
-func float32ToHalf(f float32) uint16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	exp := int32(b>>23&0xff) - 127 + 15
-	mant := b & 0x7fffff
-	switch {
-	case b&0x7fffffff == 0:
-		return sign
-	case b>>23&0xff == 0xff: // Inf or NaN
-		if mant != 0 {
-			return sign | 0x7e00
-		}
-		return sign | 0x7c00
-	case exp >= 0x1f:
-		return sign | 0x7c00
-	case exp <= 0:
-		if exp < -10 {
-			return sign
-		}
-		mant |= 0x800000
-		shift := uint32(14 - exp)
-		h := mant >> shift
-		rem := mant & (1<<shift - 1)
-		half := uint32(1) << (shift - 1)
-		if rem > half || (rem == half && h&1 == 1) {
-			h++
-		}
-		return sign | uint16(h)
-	}
-	h := uint32(exp)<<10 | mant>>13
-	rem := mant & 0x1fff
-	if rem > 0x1000 || (rem == 0x1000 && h&1 == 1) {
-		h++
-	}
-	return sign | uint16(h)
 }

@@ -302,7 +302,7 @@ func Floats(t *tensor.Tensor) ([]float64, bool) {
 		case tensor.Double:
 			out[i] = math.Float64frombits(le.Uint64(d[8*i:]))
 		case tensor.Float16:
-			out[i] = halfToFloat(le.Uint16(d[2*i:]))
+			out[i] = float64(tensor.Float16ToFloat32(le.Uint16(d[2*i:])))
 		case tensor.BFloat16:
 			out[i] = float64(math.Float32frombits(uint32(le.Uint16(d[2*i:])) << 16))
 		case tensor.Int8:
@@ -326,24 +326,6 @@ func Floats(t *tensor.Tensor) ([]float64, bool) {
 		}
 	}
 	return out, true
-}
-
-func halfToFloat(h uint16) float64 {
-	sign := 1.0
-	if h&0x8000 != 0 {
-		sign = -1
-	}
-	exp, mant := int(h>>10)&0x1f, float64(h&0x3ff)
-	switch exp {
-	case 0:
-		return sign * mant / 1024 * math.Pow(2, -14)
-	case 0x1f:
-		if mant != 0 {
-			return math.NaN()
-		}
-		return sign * math.Inf(1)
-	}
-	return sign * (1 + mant/1024) * math.Pow(2, float64(exp-15))
 }
 
 // Cosine is the cosine similarity of two equally long vectors (1 when both are zero).
