@@ -144,7 +144,22 @@ func restrictedClient(t *testing.T, ns string) kclient.Interface {
 	}
 	cfg := u.Config()
 	cfg.QPS, cfg.Burst = 500, 1000
-	return kclient.NewForConfigOrDie(cfg)
+	client := kclient.NewForConfigOrDie(cfg)
+	// The API server's RBAC authorizer learns of new RoleBindings through an informer, so
+	// the grant takes effect a moment after Create returns; wait for it, or the backend's
+	// first List is (correctly) refused and the test fails for a reason of its own.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := client.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{Limit: 1})
+		if err == nil {
+			break
+		}
+		if !apierrors.IsForbidden(err) || time.Now().After(deadline) {
+			t.Fatalf("RBAC grant for %s never took effect: %v", user, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return client
 }
 
 func needCluster(t *testing.T) {
