@@ -67,7 +67,8 @@ func initORT(t *testing.T) {
 }
 
 // fixture finds a fixture directory: the cache (scripts/tf-fixtures.sh, every fixture in both
-// spellings) or testdata/ (committed: the small emotion classifier, fused only).
+// spellings) or testdata/ (committed: the small emotion classifier and the seed-shaped TextCNN,
+// frozen.pb only).
 func fixture(t *testing.T, name string) string {
 	t.Helper()
 	for _, d := range []string{filepath.Join(fixturesDir(), name), filepath.Join("../../testdata/tf", name)} {
@@ -127,6 +128,7 @@ func TestFixturesMatchTFJS(t *testing.T) {
 		transposes int // upper bound on Transpose nodes after layout conversion
 	}{
 		{"emotion", 1},
+		{"textcnn", 2},
 		{"blazeface", 5},
 		{"nsfw-mobilenet-v2", 2},
 		{"movenet-lightning", 10},
