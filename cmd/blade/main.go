@@ -250,6 +250,10 @@ Plugin-mode flags:
 		Report: os.Getenv("EAS_PLUGIN_REPORT"),
 		Device: os.Getenv("EAS_PLUGIN_DEVICE"),
 	}
+	// Fail before loading a runtime: the message is about the build, not the library.
+	if _, _, err := blade.PluginDevice(optimizeFor, env.Device); err != nil {
+		return err
+	}
 	// TorchScript models go to Blade for TorchScript (libtorch), the rest to ONNX.
 	if req, ok, err := torchopt.PluginRequest(env); ok {
 		if err != nil {
@@ -265,11 +269,6 @@ Plugin-mode flags:
 		}
 		res.Report.PrintTable(stdout)
 		return nil
-	}
-	if strings.EqualFold(optimizeFor, blade.DeviceGPU) {
-		// Fail before loading the runtime: the message is about the build, not the library.
-		_, err := blade.RunPlugin(ctx, env, optimizeFor, blade.Options{})
-		return err
 	}
 	var o blade.Options
 	if err := c.apply(&o, stderr); err != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/openeas/openeas/internal/modelsource"
 )
@@ -22,15 +21,9 @@ type PluginEnv struct {
 // file copied unchanged, runtime.json beside it, and the report at env.Report. base supplies
 // the settings the config does not carry (threads, runs, progress, logger, engine).
 func RunPlugin(ctx context.Context, env PluginEnv, optimizeFor string, base Options) (*Result, error) {
-	switch strings.ToLower(optimizeFor) {
-	case DeviceCPU:
-	case DeviceGPU:
-		return nil, fmt.Errorf("blade: --optimize_for gpu: this blade build has no GPU support (its ONNX Runtime is CPU-only); use --optimize_for cpu")
-	default:
-		return nil, fmt.Errorf("blade: --optimize_for %q: expected cpu or gpu", optimizeFor)
-	}
-	if env.Device != "" && !strings.EqualFold(env.Device, DeviceCPU) && base.Logger != nil {
-		base.Logger.Warn("EAS_PLUGIN_DEVICE differs from --optimize_for; optimizing for cpu", "device", env.Device)
+	device, note, err := PluginDevice(optimizeFor, env.Device)
+	if err != nil {
+		return nil, err
 	}
 	for name, v := range map[string]string{"EAS_PLUGIN_INPUT": env.Input, "EAS_PLUGIN_OUTPUT": env.Output, "EAS_PLUGIN_REPORT": env.Report} {
 		if v == "" {
@@ -54,7 +47,7 @@ func RunPlugin(ctx context.Context, env PluginEnv, optimizeFor string, base Opti
 	o := base
 	po := req.Options
 	o.Model = filepath.Join(env.Input, filepath.FromSlash(req.ModelFile))
-	o.Level, o.Device = po.Level, DeviceCPU
+	o.Level, o.Device = po.Level, device
 	o.Inputs, o.Outputs, o.InputShapes, o.InputRanges = po.Inputs, po.Outputs, po.InputShapes, po.InputRanges
 	o.WeightAdjustment, o.Accuracy = po.WeightAdjustment, po.Accuracy
 	o.TestData, o.CalibrationDataset = "", ""
@@ -73,6 +66,9 @@ func RunPlugin(ctx context.Context, env PluginEnv, optimizeFor string, base Opti
 	o.ModelName = filepath.Base(req.ModelFile)
 	res, err := Optimize(ctx, o)
 	if err != nil {
+		return nil, err
+	}
+	if err := NoteDevice(res, optimizeFor, note); err != nil {
 		return nil, err
 	}
 

@@ -10,10 +10,34 @@ import (
 	"testing"
 )
 
-func TestRunPluginGPURefused(t *testing.T) {
-	_, err := RunPlugin(context.Background(), PluginEnv{}, "gpu", Options{})
-	if err == nil || !strings.Contains(err.Error(), "no GPU support") {
-		t.Fatalf("error = %v, want a no-GPU-support failure", err)
+// TestPluginDevice: --optimize_for gpu is honoured only where the platform serves on CPU.
+func TestPluginDevice(t *testing.T) {
+	for _, tc := range []struct {
+		optimizeFor, platform string
+		device, err           string // err: a substring of the error; "" = none
+		noted                 bool
+	}{
+		{"cpu", "", "cpu", "", false},
+		{"CPU", "cpu", "cpu", "", false},
+		{"gpu", "cpu", "cpu", "", true},
+		{"gpu", "", "", "no GPU support", false},
+		{"gpu", "gpu", "", "no GPU support", false},
+		{"tpu", "cpu", "", `--optimize_for "tpu": expected cpu or gpu`, false},
+	} {
+		device, note, err := PluginDevice(tc.optimizeFor, tc.platform)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("PluginDevice(%q, %q) error = %v, want %q", tc.optimizeFor, tc.platform, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || device != tc.device || (note != "") != tc.noted {
+			t.Errorf("PluginDevice(%q, %q) = %q, %q, %v", tc.optimizeFor, tc.platform, device, note, err)
+		}
+	}
+	// The refusal comes before anything is read.
+	if _, err := RunPlugin(context.Background(), PluginEnv{}, "gpu", Options{}); err == nil || !strings.Contains(err.Error(), "no GPU support") {
+		t.Fatalf("RunPlugin gpu without a platform device: %v, want a no-GPU-support failure", err)
 	}
 }
 
@@ -65,6 +89,29 @@ func TestRunPluginOnOCRClassifier(t *testing.T) {
 	}
 	if r.Diagnosis.Model != "cls.onnx" || r.UserConfig["optimization_level"] != "o1" {
 		t.Errorf("report diagnosis/user_config wrong: %+v", r)
+	}
+
+	// --optimize_for gpu on a platform serving on CPU: a CPU run whose report says so.
+	out2 := t.TempDir()
+	env.Output, env.Device = out2, "cpu"
+	if _, err := RunPlugin(context.Background(), env, "gpu", Options{Runs: 3, Threads: []int{1}, Samples: 2}); err != nil {
+		t.Fatalf("--optimize_for gpu with EAS_PLUGIN_DEVICE=cpu: %v", err)
+	}
+	var r2 struct {
+		HW        map[string]any `json:"hardware_context"`
+		Diagnosis struct {
+			Message string `json:"message"`
+		} `json:"diagnosis"`
+	}
+	b, _ = os.ReadFile(rep)
+	if err := json.Unmarshal(b, &r2); err != nil {
+		t.Fatal(err)
+	}
+	if r2.HW["device"] != "cpu" || r2.HW["requested_device"] != "gpu" || !strings.Contains(r2.Diagnosis.Message, "optimized and verified for CPU") {
+		t.Errorf("gpu-on-cpu report: hardware %v, message %q", r2.HW, r2.Diagnosis.Message)
+	}
+	if _, err := os.Stat(filepath.Join(out2, "cls.onnx")); err != nil {
+		t.Errorf("gpu-on-cpu run wrote no model: %v", err)
 	}
 }
 

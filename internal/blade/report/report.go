@@ -40,6 +40,9 @@ type Hardware struct {
 	Cores    int      `json:"cores"`
 	Flags    []string `json:"flags"` // the ISA flags that matter to INT8/fp32 kernels
 	Device   string   `json:"device"`
+	// RequestedDevice is the device the user asked for when it differs from Device (a GPU
+	// request served on CPU; see blade.PluginDevice).
+	RequestedDevice string `json:"requested_device,omitempty"`
 }
 
 // Diagnosis says what blade learned about the model and its inputs.

@@ -51,8 +51,9 @@ func PluginRequest(env blade.PluginEnv) (req *blade.PluginRequest, ok bool, err 
 // env.Output with its signature file, every other input file copied unchanged, runtime.json
 // beside it, and the report at env.Report. base supplies threads, runs and progress.
 func RunPlugin(ctx context.Context, env blade.PluginEnv, req *blade.PluginRequest, optimizeFor string, base blade.Options) (*blade.Result, error) {
-	if !strings.EqualFold(optimizeFor, blade.DeviceCPU) {
-		return nil, fmt.Errorf("blade: --optimize_for %q: Blade for TorchScript optimizes for cpu; the pytorch_gpu processor serves the model unchanged", optimizeFor)
+	device, note, err := blade.PluginDevice(optimizeFor, env.Device)
+	if err != nil {
+		return nil, err
 	}
 	for name, v := range map[string]string{"EAS_PLUGIN_INPUT": env.Input, "EAS_PLUGIN_OUTPUT": env.Output, "EAS_PLUGIN_REPORT": env.Report} {
 		if v == "" {
@@ -62,7 +63,7 @@ func RunPlugin(ctx context.Context, env blade.PluginEnv, req *blade.PluginReques
 	o := base
 	po := req.Options
 	o.Model = filepath.Join(env.Input, filepath.FromSlash(req.ModelFile))
-	o.Level, o.Device = po.Level, blade.DeviceCPU
+	o.Level, o.Device = po.Level, device
 	o.InputShapes, o.InputRanges, o.Accuracy = po.InputShapes, po.InputRanges, po.Accuracy
 	o.TestData, o.CalibrationDataset = "", ""
 	if po.TestData != "" {
@@ -79,6 +80,9 @@ func RunPlugin(ctx context.Context, env blade.PluginEnv, req *blade.PluginReques
 	o.OutputDir, o.ModelName = tmp, filepath.Base(req.ModelFile)
 	res, err := Optimize(ctx, o)
 	if err != nil {
+		return nil, err
+	}
+	if err := blade.NoteDevice(res, optimizeFor, note); err != nil {
 		return nil, err
 	}
 	files, err := modelsource.ListFiles(env.Input)
