@@ -42,6 +42,17 @@ type TFModel struct {
 	Converter   string     `json:"converter"`    // converter version
 	Inputs      []TFTensor `json:"inputs"`       // placeholders
 	Outputs     []string   `json:"outputs"`      // TF tensor names, "logits:0"
+	// Signatures are a SavedModel's signature_defs by name ("serving_default"…); none for a
+	// frozen.pb. Workers honour signature_name and the aliases with them.
+	Signatures map[string]TFSignature `json:"signatures,omitempty"`
+}
+
+// TFSignature is one SavedModel signature: each input and output alias mapped to the TF
+// tensor it names, with the dtype and shape the SavedModel declares (shape nil: unknown rank).
+type TFSignature struct {
+	MethodName string              `json:"method_name,omitempty"` // e.g. "tensorflow/serving/predict"
+	Inputs     map[string]TFTensor `json:"inputs"`
+	Outputs    map[string]TFTensor `json:"outputs"`
 }
 
 // TFTensor is one TF placeholder: name "x:0", dtype "DT_FLOAT", shape with -1 for unknown dims.
