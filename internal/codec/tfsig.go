@@ -8,10 +8,6 @@ import (
 	"github.com/openeas/openeas/internal/processor"
 )
 
-// TFSignaturesFile is the file, next to a converted SavedModel's model.onnx in the bundle,
-// that holds its signatures as JSON (TFSignatures).
-const TFSignaturesFile = "tf_signatures.json"
-
 // TFDefaultSignature is the signature used when a request names none.
 const TFDefaultSignature = "serving_default"
 

@@ -10,12 +10,15 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/openeas/openeas/internal/blade/onnx"
 	"github.com/openeas/openeas/internal/bundle"
-	"github.com/openeas/openeas/internal/codec"
 	"github.com/openeas/openeas/internal/modelsource"
 	"github.com/openeas/openeas/internal/spec"
 	"github.com/openeas/openeas/internal/tf"
@@ -34,10 +37,14 @@ type tfConversion struct {
 	ONNXNodes  int             `json:"onnx_nodes"`
 	Transposes int             `json:"transposes"`
 	Millis     int64           `json:"ms"`
-	Model      *bundle.TFModel `json:"tensorflow"`
-	// Signatures of a SavedModel, also written to the tree as codec.TFSignaturesFile.
-	Signatures map[string]tf.SignatureDef `json:"signatures,omitempty"`
+	Model      *bundle.TFModel `json:"tensorflow"` // SavedModel signatures included
 }
+
+// tfConvertKey names the conversion cache's layout in its content key. "tf-convert/2": the
+// signatures live in the report's TFModel (bundle.json), not in a tf_signatures.json of the
+// converted tree; entries of the first layout are not reused, so such models are converted
+// again.
+const tfConvertKey = "tf-convert/2"
 
 // convertTF turns the TensorFlow GraphDef entry of the fetched tree into model.onnx, once per
 // (model digest, entry, converter version, outputs): the result is cached in the plugin cache
@@ -49,7 +56,7 @@ func (m *Manager) convertTF(ctx context.Context, name string, svc *spec.Service,
 	if err != nil {
 		return "", "", nil, err
 	}
-	sum := sha256.Sum256([]byte(strings.Join(append([]string{"tf-convert", modelDigest, entry, tf.ConverterVersion}, outputs...), "\x00")))
+	sum := sha256.Sum256([]byte(strings.Join(append([]string{tfConvertKey, modelDigest, entry, tf.ConverterVersion}, outputs...), "\x00")))
 	key := "sha256:" + hex.EncodeToString(sum[:])
 	if out, report, ok := m.opts.Bundles.CachedPluginContext(ctx, key); ok {
 		var conv tfConversion
@@ -92,22 +99,18 @@ func (m *Manager) convertTF(ctx context.Context, name string, svc *spec.Service,
 	if err := onnx.Save(res.Model, filepath.Join(tree, tfONNXEntry), 0); err != nil {
 		return "", "", nil, fmt.Errorf("convert TensorFlow model: %w", err)
 	}
-	if len(sigs) > 0 {
-		// The worker reads the signatures from here to honour signature_name.
-		sb, err := json.Marshal(sigs)
-		if err != nil {
-			return "", "", nil, err
-		}
-		if err := os.WriteFile(filepath.Join(tree, codec.TFSignaturesFile), sb, 0o644); err != nil {
-			return "", "", nil, fmt.Errorf("convert TensorFlow model: %w", err)
-		}
-	}
-	elapsed := time.Since(t0)
 	tfm := &bundle.TFModel{Processor: svc.Processor, SourceEntry: entry, Converter: tf.ConverterVersion, Outputs: res.Signature.Outputs}
 	for _, in := range res.Signature.Inputs {
 		tfm.Inputs = append(tfm.Inputs, bundle.TFTensor{Name: in.Name, DType: in.DType, Shape: in.Shape})
 	}
-	report, err := json.Marshal(tfConversion{TFNodes: res.TFNodes, ONNXNodes: res.ONNXNodes, Transposes: res.Transposes, Millis: elapsed.Milliseconds(), Model: tfm, Signatures: sigs})
+	if len(sigs) > 0 {
+		// Workers take the signatures from bundle.json to honour signature_name and aliases.
+		if tfm.Signatures, err = tfSignatures(entry, b, sigs, tfm.Inputs); err != nil {
+			return "", "", nil, err
+		}
+	}
+	elapsed := time.Since(t0)
+	report, err := json.Marshal(tfConversion{TFNodes: res.TFNodes, ONNXNodes: res.ONNXNodes, Transposes: res.Transposes, Millis: elapsed.Milliseconds(), Model: tfm})
 	if err != nil {
 		return "", "", nil, err
 	}
@@ -226,4 +229,121 @@ func servedBy(processor string, tfModel *bundle.TFModel) string {
 		return tfProcessor
 	}
 	return processor
+}
+
+// tfSignatures records sigs (as tf.ParseSavedModel read them from saved_model.pb b) for
+// bundle.json: each alias with its tensor and the dtype and shape its TensorInfo declares.
+// Where a TensorInfo declares no dtype, an input takes its placeholder's dtype and shape.
+func tfSignatures(entry string, b []byte, sigs map[string]tf.SignatureDef, placeholders []bundle.TFTensor) (map[string]bundle.TFSignature, error) {
+	defs, err := savedModelSignatureDefs(b)
+	if err != nil {
+		return nil, fmt.Errorf("SavedModel %s: read signature_def: %w", entry, err)
+	}
+	out := make(map[string]bundle.TFSignature, len(sigs))
+	for name, sd := range sigs {
+		rec := bundle.TFSignature{MethodName: sd.MethodName, Inputs: map[string]bundle.TFTensor{}, Outputs: map[string]bundle.TFTensor{}}
+		def := defs[name]
+		for alias, tensorName := range sd.Inputs {
+			t := tfTensorInfo(tensorName, def.GetInputs()[alias])
+			if t.DType == "" {
+				for _, p := range placeholders {
+					if p.Name == tensorName {
+						t = p
+					}
+				}
+			}
+			rec.Inputs[alias] = t
+		}
+		for alias, tensorName := range sd.Outputs {
+			rec.Outputs[alias] = tfTensorInfo(tensorName, def.GetOutputs()[alias])
+		}
+		out[name] = rec
+	}
+	return out, nil
+}
+
+// tfTensorInfo is a signature tensor as bundle.json records it: name as normalized by
+// tf.ParseSavedModel ("x:0"), dtype "DT_FLOAT" ("" when undeclared), shape with -1 for
+// unknown dims (nil when the rank is unknown or undeclared).
+func tfTensorInfo(name string, ti *tfpb.TensorInfo) bundle.TFTensor {
+	t := bundle.TFTensor{Name: name}
+	if d := ti.GetDtype(); d != tfpb.DataType_DT_INVALID {
+		t.DType = d.String()
+	}
+	if sh := ti.GetTensorShape(); sh != nil && !sh.GetUnknownRank() {
+		t.Shape = make([]int64, len(sh.GetDim()))
+		for i, d := range sh.GetDim() {
+			t.Shape[i] = max(d.GetSize(), -1)
+		}
+	}
+	return t
+}
+
+// savedModelSignatureDefs returns the signature_defs of a saved_model.pb's serving meta graph,
+// picked as tf.ParseSavedModel picks it (tagged "serve", else the only one). Each meta graph is
+// decoded without its graph_def, so the (possibly large) frozen graph is not decoded twice.
+func savedModelSignatureDefs(b []byte) (map[string]*tfpb.SignatureDef, error) {
+	var metas []*tfpb.MetaGraphDef
+	err := protoFields(b, func(num protowire.Number, v []byte) error {
+		if num != 2 { // SavedModel.meta_graphs
+			return nil
+		}
+		var light []byte
+		if err := protoFields(v, func(num protowire.Number, f []byte) error {
+			if num != 2 { // MetaGraphDef.graph_def
+				light = protowire.AppendTag(light, num, protowire.BytesType)
+				light = protowire.AppendBytes(light, f)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		mg := &tfpb.MetaGraphDef{}
+		if err := proto.Unmarshal(light, mg); err != nil {
+			return err
+		}
+		metas = append(metas, mg)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, mg := range metas {
+		if slices.Contains(mg.GetMetaInfoDef().GetTags(), tf.ServeTag) {
+			return mg.GetSignatureDef(), nil
+		}
+	}
+	if len(metas) == 1 {
+		return metas[0].GetSignatureDef(), nil
+	}
+	return nil, fmt.Errorf("no meta graph tagged %q", tf.ServeTag)
+}
+
+// protoFields calls fn with each length-delimited field of the message b; fields of other
+// wire types are skipped (none of the fields read here has one).
+func protoFields(b []byte, fn func(protowire.Number, []byte) error) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+		if typ != protowire.BytesType {
+			n = protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return protowire.ParseError(n)
+			}
+			b = b[n:]
+			continue
+		}
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		if err := fn(num, v); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -13,7 +14,6 @@ import (
 
 	"github.com/openeas/openeas/internal/api"
 	"github.com/openeas/openeas/internal/bundle"
-	"github.com/openeas/openeas/internal/codec"
 	"github.com/openeas/openeas/internal/tf"
 	"github.com/openeas/openeas/internal/tf/tfpb"
 )
@@ -46,8 +46,14 @@ func TestDeploySavedModel(t *testing.T) {
 	}
 	model := t.TempDir()
 	writeSavedModel(t, model, g, map[string]*tfpb.SignatureDef{tf.DefaultSignature: {
-		Inputs:  map[string]*tfpb.TensorInfo{"image": {Name: "input_1:0", Dtype: tfpb.DataType_DT_FLOAT}},
-		Outputs: map[string]*tfpb.TensorInfo{"emotions": {Name: "Identity:0", Dtype: tfpb.DataType_DT_FLOAT}},
+		Inputs: map[string]*tfpb.TensorInfo{"image": {Name: "input_1:0", Dtype: tfpb.DataType_DT_FLOAT,
+			TensorShape: &tfpb.TensorShapeProto{Dim: []*tfpb.TensorShapeProto_Dim{{Size: -1}, {Size: 64}, {Size: 64}, {Size: 1}}}}},
+		// No dtype declared: an input then takes its placeholder's.
+		Outputs: map[string]*tfpb.TensorInfo{"emotions": {Name: "Identity:0", Dtype: tfpb.DataType_DT_FLOAT,
+			TensorShape: &tfpb.TensorShapeProto{UnknownRank: true}}},
+	}, "raw": {
+		Inputs:  map[string]*tfpb.TensorInfo{"x": {Name: "input_1"}},
+		Outputs: map[string]*tfpb.TensorInfo{"y": {Name: "Identity"}},
 	}})
 	// The same graph with a variable left in it.
 	withVar := proto.Clone(g).(*tfpb.GraphDef)
@@ -81,16 +87,22 @@ func TestDeploySavedModel(t *testing.T) {
 		len(m.TensorFlow.Inputs) != 1 || m.TensorFlow.Inputs[0].Name != "input_1:0" {
 		t.Fatalf("manifest %s", mb)
 	}
-	sb, err := os.ReadFile(filepath.Join(dir, "model", codec.TFSignaturesFile))
-	if err != nil {
-		t.Fatal(err)
+	// bundle.json is the one record of the signatures, with the dtypes and shapes declared.
+	want := map[string]bundle.TFSignature{
+		tf.DefaultSignature: {
+			Inputs:  map[string]bundle.TFTensor{"image": {Name: "input_1:0", DType: "DT_FLOAT", Shape: []int64{-1, 64, 64, 1}}},
+			Outputs: map[string]bundle.TFTensor{"emotions": {Name: "Identity:0", DType: "DT_FLOAT"}},
+		},
+		"raw": {
+			Inputs:  map[string]bundle.TFTensor{"x": m.TensorFlow.Inputs[0]},
+			Outputs: map[string]bundle.TFTensor{"y": {Name: "Identity:0"}},
+		},
 	}
-	var sigs codec.TFSignatures
-	if err := json.Unmarshal(sb, &sigs); err != nil {
-		t.Fatal(err)
+	if !reflect.DeepEqual(m.TensorFlow.Signatures, want) {
+		t.Errorf("bundle.json signatures:\n got %+v\nwant %+v", m.TensorFlow.Signatures, want)
 	}
-	if sd := sigs[tf.DefaultSignature]; sd.Inputs["image"] != "input_1:0" || sd.Outputs["emotions"] != "Identity:0" {
-		t.Fatalf("%s: %s", codec.TFSignaturesFile, sb)
+	if _, err := os.Stat(filepath.Join(dir, "model", "tf_signatures.json")); err == nil {
+		t.Error("the bundle still holds model/tf_signatures.json")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "model", tf.SavedModelFile)); err == nil {
 		t.Error("saved_model.pb still in the bundle next to the converted model")

@@ -13,17 +13,38 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/openeas/openeas/internal/bundle"
-	"github.com/openeas/openeas/internal/codec"
 	"github.com/openeas/openeas/internal/easpb/tfpb"
 )
 
-// A converted SavedModel's bundle: signature_name picks a signature, aliases name tensors.
+// A converted SavedModel's bundle: signature_name picks a signature, aliases name tensors. The
+// signatures come from bundle.json, or from model/tf_signatures.json in a bundle sealed before
+// bundle.json recorded them.
 func TestTFSignaturesServed(t *testing.T) {
+	sigs := map[string]bundle.TFSignature{
+		"serving_default": {Inputs: map[string]bundle.TFTensor{"image": {Name: "x:0", DType: "DT_FLOAT", Shape: []int64{-1, 2}}},
+			Outputs: map[string]bundle.TFTensor{"probs": {Name: "y:0", DType: "DT_FLOAT"}}},
+		"raw": {Inputs: map[string]bundle.TFTensor{"x": {Name: "x:0"}}, Outputs: map[string]bundle.TFTensor{"y": {Name: "y:0"}}},
+	}
+	legacy := `{"serving_default":{"inputs":{"image":"x:0"},"outputs":{"probs":"y:0"}},"raw":{"inputs":{"x":"x:0"},"outputs":{"y":"y:0"}}}`
+	for _, layout := range []string{"bundle.json", "legacy tf_signatures.json"} {
+		t.Run(layout, func(t *testing.T) {
+			tfm := &bundle.TFModel{Processor: "tensorflow_cpu_1.15", SourceEntry: "saved_model.pb"}
+			files := map[string]string{}
+			if layout == "bundle.json" {
+				tfm.Signatures = sigs
+			} else {
+				files[filepath.Join("model", legacyTFSignaturesFile)] = legacy
+			}
+			mb, _ := json.Marshal(bundle.Manifest{Schema: 1, Processor: "onnxruntime_cpu", ModelEntry: "sub/model.onnx", TensorFlow: tfm})
+			files[bundle.ManifestFile] = string(mb)
+			testTFSignaturesServed(t, files)
+		})
+	}
+}
+
+func testTFSignaturesServed(t *testing.T, files map[string]string) {
 	dir := makeBundle(t, "onnxruntime_cpu")
-	mb, _ := json.Marshal(bundle.Manifest{Schema: 1, Processor: "onnxruntime_cpu", ModelEntry: "sub/model.onnx",
-		TensorFlow: &bundle.TFModel{Processor: "tensorflow_cpu_1.15", SourceEntry: "saved_model.pb"}})
-	sigs := `{"serving_default":{"inputs":{"image":"x:0"},"outputs":{"probs":"y:0"}},"raw":{"inputs":{"x":"x:0"},"outputs":{"y":"y:0"}}}`
-	for name, b := range map[string]string{bundle.ManifestFile: string(mb), filepath.Join("model", codec.TFSignaturesFile): sigs} {
+	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(b), 0o644); err != nil {
 			t.Fatal(err)
 		}

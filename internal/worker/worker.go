@@ -182,7 +182,7 @@ func (s *Server) Load(ctx context.Context) (LoadInfo, error) {
 	if m.TensorFlow != nil {
 		// A TensorFlow model converted to ONNX: served by ONNX Runtime, spoken to as TF.
 		md.family = codec.FamilyTensorFlow
-		if md.tfSigs, err = readTFSignatures(filepath.Join(s.opts.BundleDir, "model")); err != nil {
+		if md.tfSigs, err = tfSignatures(s.opts.BundleDir, m.TensorFlow); err != nil {
 			proc.Close()
 			return LoadInfo{}, err
 		}
