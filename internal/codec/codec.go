@@ -140,7 +140,8 @@ func Decode(family Family, header http.Header, body []byte, sig processor.Signat
 
 // DecodeSigned is Decode for a model with SavedModel signatures: a TF protobuf request's
 // signature_name picks one of sigs (TFSignatures.Select), whose aliases may then name
-// inputs and outputs. With no sigs it is Decode.
+// inputs and outputs; a JSON request may use the aliases of the "serving_default" signature
+// (see DecodeV2InferSigned). With no sigs it is Decode.
 func DecodeSigned(family Family, header http.Header, body []byte, sig processor.Signature, sigs TFSignatures) (*Request, error) {
 	format, err := detect(family, header, body)
 	if err != nil {
@@ -148,7 +149,7 @@ func DecodeSigned(family Family, header http.Header, body []byte, sig processor.
 	}
 	switch format {
 	case FormatJSON:
-		return decodeJSON(body, sig)
+		return decodeJSONSigned(body, sig, sigs)
 	case FormatTFProto:
 		return decodeTF(body, sig, sigs)
 	case FormatTorchProto:

@@ -95,4 +95,20 @@ func testTFSignaturesServed(t *testing.T, files map[string]string) {
 			}
 		})
 	}
+	// JSON and v2 requests take serving_default's aliases; outputs come back keyed by alias.
+	for _, c := range []struct {
+		name, path, body, want string
+	}{
+		{"json by alias", "/predict", `{"inputs":{"image":[[1,2]]}}`, `{"outputs":{"probs":[[2,4]]}}`},
+		{"json by model name", "/predict", `{"inputs":{"x":[[1,2]]},"outputs":["probs"]}`, `{"outputs":{"probs":[[2,4]]}}`},
+		{"v2 by alias", "/predict/v2/models/svc/infer", `{"inputs":[{"name":"image","datatype":"FP32","shape":[1,2],"data":[1,2]}]}`,
+			`{"model_name":"svc","outputs":[{"name":"probs","datatype":"FP32","shape":[1,2],"data":[2,4]}]}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, _ := do(t, "POST", ts.URL+c.path, "application/json", c.body)
+			if code != 200 || out != c.want {
+				t.Errorf("%d %s, want 200 %s", code, out, c.want)
+			}
+		})
+	}
 }

@@ -70,7 +70,7 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
 			s.putBody(buf)
 		}
 	}()
-	req, err := codec.DecodeV2Infer(r.Header, buf.Bytes(), md.sig)
+	req, err := codec.DecodeV2InferSigned(r.Header, buf.Bytes(), md.sig, md.tfSigs)
 	if err != nil {
 		s.fail(w, r, err, true)
 		return
