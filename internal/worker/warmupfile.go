@@ -96,7 +96,7 @@ func (s *Server) replay(ctx context.Context, md *model, reqs []warmRequest) erro
 		var err error
 		switch {
 		case wr.v2:
-			req, err = codec.DecodeV2Infer(http.Header{"Content-Type": {codec.ContentTypeJSON}}, wr.body, md.sig)
+			req, err = codec.DecodeV2InferSigned(http.Header{"Content-Type": {codec.ContentTypeJSON}}, wr.body, md.sig, md.tfSigs)
 		case wr.json:
 			req, err = codec.DecodeSigned(md.family, http.Header{"Content-Type": {codec.ContentTypeJSON}}, wr.body, md.sig, md.tfSigs)
 		default:
