@@ -40,7 +40,6 @@ func TestBadInputs(t *testing.T) {
 			{"unknown field", `{"name":"x","model_path":"` + model + `","processor":"onnx_cpu","modle_entry":"a"}`, []string{"modle_entry"}},
 			{"plugin without image", `{"name":"x","model_path":"` + model + `","processor":"onnx_cpu","plugins":[{"command":"blade --mode eas_plugin"}]}`, []string{"plugins[0].image", "required"}},
 			{"unknown processor", `{"name":"x","model_path":"` + model + `","processor":"caffe_gpu"}`, []string{"processor", "caffe_gpu"}},
-			{"processor not in this build", `{"name":"x","model_path":"` + model + `","processor":"onnxruntime_gpu"}`, []string{"processor", "CPU"}},
 			{"bad instance", `{"name":"x","model_path":"` + model + `","processor":"onnx_cpu","metadata":{"instance":-1}}`, []string{"metadata.instance"}},
 			{"wrong type", `{"name":"x","model_path":"` + model + `","processor":"onnx_cpu","metadata":{"instance":"2"}}`, []string{"metadata.instance"}},
 			{"bad name", `{"name":"Bad Name","model_path":"` + model + `","processor":"onnx_cpu"}`, []string{"name"}},

@@ -29,7 +29,7 @@ const envHelp = `Environment:
   EAS_PLUGIN_OUTPUT   plugin mode: empty directory that receives the optimized model and runtime.json
   EAS_PLUGIN_CONFIG   plugin mode: JSON file {"config": {"model_info": {...}}, "processor": ..., "metadata": ...}
   EAS_PLUGIN_REPORT   plugin mode: where the JSON report is written
-  EAS_PLUGIN_DEVICE   plugin mode: the device the service runs on (informational; --optimize_for decides)
+  EAS_PLUGIN_DEVICE   plugin mode: the device the service runs on; cpu lets --optimize_for gpu optimize for CPU
 `
 
 func main() {
@@ -221,7 +221,7 @@ func runPlugin(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var c common
 	var mode, optimizeFor string
 	fs.StringVar(&mode, "mode", "", "eas_plugin: run as an EAS plugin (reads the EAS_PLUGIN_* environment)")
-	fs.StringVar(&optimizeFor, "optimize_for", "cpu", "plugin mode: cpu or gpu (this build supports cpu)")
+	fs.StringVar(&optimizeFor, "optimize_for", "cpu", "plugin mode: cpu or gpu (this build optimizes for cpu; gpu only where EAS_PLUGIN_DEVICE=cpu)")
 	c.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage:

@@ -69,7 +69,17 @@ type Options struct {
 	// machine) or SchedulerKubernetes (pods, configured by Kube).
 	Scheduler string
 	Kube      KubeOptions
+	// GPUFallback is what happens to a GPU processor that this installation has no GPU
+	// runtime for: GPUFallbackCPU ("" too) serves it on CPU with a Warning event,
+	// GPUFallbackRefuse refuses the service at create.
+	GPUFallback string
 }
+
+// GPUFallback values.
+const (
+	GPUFallbackCPU    = "cpu"
+	GPUFallbackRefuse = "refuse"
+)
 
 // Run serves until ctx ends, then shuts down in order: stop taking requests, drain
 // in-flight ones, stop background deploys, stop workers, close the store.
@@ -77,6 +87,11 @@ func Run(ctx context.Context, o Options) error {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	switch o.GPUFallback {
+	case "", GPUFallbackCPU, GPUFallbackRefuse:
+	default:
+		return fmt.Errorf("gpu fallback %q: want %s or %s", o.GPUFallback, GPUFallbackCPU, GPUFallbackRefuse)
 	}
 	if err := prepareDataDir(o.DataDir); err != nil {
 		return err
@@ -185,6 +200,8 @@ func Run(ctx context.Context, o Options) error {
 			}
 			return torchinstall.Check(filepath.Dir(worker), p.GPU)
 		},
+		GPUCheck:    func(p spec.ProcessorInfo) error { return gpuRuntime(filepath.Dir(worker), p) },
+		GPUFallback: o.GPUFallback != GPUFallbackRefuse,
 	})
 	apis := apiserver.New(apiserver.Options{
 		Manager: mgr, AdminToken: adminToken, Logger: log,
@@ -351,4 +368,23 @@ func (r router) SetEndpoints(service string, eps []scheduler.Endpoint) {
 // is being restarted (the scheduler's "instance ID: WHY; restarting in DELAY").
 func isRestart(typ, msg string) bool {
 	return typ == "Warning" && strings.Contains(msg, "; restarting in ")
+}
+
+// gpuRuntime says whether the installation in binDir can serve GPU processor p on a GPU.
+// The bundled ONNX Runtime is a CPU-only build (npm onnxruntime-node ships no CUDA
+// provider), so ONNX and converted TensorFlow models never can; PyTorch can when the
+// libtorch shim was built against a CUDA libtorch.
+func gpuRuntime(binDir string, p spec.ProcessorInfo) error {
+	if p.Runtime != "libtorch" {
+		return errors.New("the bundled ONNX Runtime is a CPU-only build, with no CUDA execution provider")
+	}
+	info, err := torchinstall.Read(binDir)
+	if err != nil {
+		// No libtorch at all: ProcessorCheck reports that, with what to install.
+		return errors.New("no libtorch shim is installed")
+	}
+	if !info.CUDA {
+		return fmt.Errorf("the libtorch shim is built against CPU-only libtorch %s", info.Libtorch)
+	}
+	return nil
 }

@@ -282,7 +282,6 @@ func TestBadCreate(t *testing.T) {
 	h := newHarness(t, "")
 	cases := []struct{ doc, says string }{
 		{`{"name":"a"}`, "model_path: required"},
-		{`{"name":"a","model_path":"/m.onnx","processor":"onnx_gpu"}`, "processor"},
 		{`{"name":"a","model_path":"/m.onnx","processor":"onnx","metadata":{"instance":0}}`, "metadata.instance"},
 	}
 	for _, c := range cases {

@@ -434,20 +434,41 @@ func (m *Manager) describeSince(ctx context.Context, name string, before int64) 
 	return out, err
 }
 
-// validateCreate is spec's ValidateCreate plus the installation's ProcessorCheck.
+// validateCreate is spec's ValidateCreate plus the installation's GPU and processor checks.
 func (m *Manager) validateCreate(svc *spec.Service) error {
 	if err := svc.ValidateCreate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	if m.opts.ProcessorCheck == nil {
-		return nil
 	}
 	p, err := spec.ResolveProcessor(svc.Processor)
 	if err != nil {
 		return fmt.Errorf("%w: processor: %w", ErrInvalid, err)
 	}
+	if p, _, err = m.place(p); err != nil {
+		return fmt.Errorf("%w: processor: %w", ErrInvalid, err)
+	}
+	if m.opts.ProcessorCheck == nil {
+		return nil
+	}
 	if err := m.opts.ProcessorCheck(p); err != nil {
 		return fmt.Errorf("%w: processor: %w", ErrInvalid, err)
 	}
 	return nil
+}
+
+// place decides what serves processor p on this installation: p itself, or, for a GPU
+// processor without a GPU runtime here and with GPUFallback, its CPU processor; fallback
+// then says so, for a Warning event.
+func (m *Manager) place(p spec.ProcessorInfo) (served spec.ProcessorInfo, fallback string, err error) {
+	if !p.GPU || m.opts.GPUCheck == nil {
+		return p, "", nil
+	}
+	why := m.opts.GPUCheck(p)
+	if why == nil {
+		return p, "", nil
+	}
+	if !m.opts.GPUFallback {
+		return p, "", fmt.Errorf("%s needs a GPU runtime: %w; use %s, or start easd with --gpu-fallback=cpu to serve GPU processors on CPU", p.Name, why, p.OnCPU().Name)
+	}
+	cpu := p.OnCPU()
+	return cpu, fmt.Sprintf("No GPU for %s on this host (%v): serving on CPU as %s; plugins optimize for CPU", p.Name, why, cpu.Name), nil
 }

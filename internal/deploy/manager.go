@@ -66,10 +66,17 @@ type Options struct {
 	MaxModelFiles int
 	// TokenChanged is told when a service's token appears, changes or goes (the gateway's view).
 	TokenChanged func(service, token string, exists bool)
-	// ProcessorCheck, when set, says whether this installation can serve a processor that
-	// spec marks available (e.g. that the libtorch shim is installed, for PyTorch); an error
-	// refuses create and modify with its message. nil accepts every available processor.
+	// ProcessorCheck, when set, says whether this installation can serve a processor (e.g.
+	// that the libtorch shim is installed, for PyTorch); an error refuses create and modify
+	// with its message. nil accepts every processor.
 	ProcessorCheck func(spec.ProcessorInfo) error
+	// GPUCheck, when set, says whether this installation can serve a GPU processor on a
+	// GPU; an error says why not. nil: every GPU processor is served on a GPU.
+	GPUCheck func(spec.ProcessorInfo) error
+	// GPUFallback serves a GPU processor that GPUCheck refuses on CPU instead (its
+	// OnCPU processor), with a Warning event and EAS_PLUGIN_DEVICE=cpu for its plugins;
+	// false refuses such a service at create and modify.
+	GPUFallback bool
 	// RateLimitChanged is told a service's metadata.rpc.rate_limit (QPS, 0 = none) each
 	// time a version of it is applied; a deleted service is reported by TokenChanged.
 	RateLimitChanged func(service string, qps int)

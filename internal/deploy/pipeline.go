@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/openeas/openeas/internal/api"
 	"github.com/openeas/openeas/internal/bundle"
 	"github.com/openeas/openeas/internal/modelsource"
 	"github.com/openeas/openeas/internal/plugin"
@@ -43,6 +44,13 @@ func (m *Manager) build(ctx context.Context, name string, version int) (string, 
 	proc, err := spec.ResolveProcessor(svc.Processor)
 	if err != nil {
 		return "", err
+	}
+	proc, fallback, err := m.place(proc)
+	if err != nil {
+		return "", err
+	}
+	if fallback != "" {
+		m.event(ctx, name, api.EventWarning, fallback, "", "")
 	}
 	if err := m.store.UpdateVersion(ctx, name, version, func(v *store.VersionRecord) error {
 		v.Status = "Building"
@@ -128,6 +136,10 @@ func (m *Manager) build(ctx context.Context, name string, version int) (string, 
 	metaJSON, _ := json.Marshal(svc.Metadata)
 	for i, p := range svc.Plugins {
 		ps := plugin.Spec{Index: i, Image: p.Image, Command: p.Command, Config: p.Config, Device: plugin.DeviceOf(p.Command)}
+		if fallback != "" {
+			// The plugin learns where the model will really run (docs/plugins.md).
+			ps.Device = "cpu"
+		}
 		key := plugin.Key(curDigest, ps, procJSON, metaJSON, m.opts.RuntimeVersion)
 		id := plugin.ID(key)
 		run := bundle.PluginRun{ID: id, Image: p.Image, Command: p.Command, Key: key}

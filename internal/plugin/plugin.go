@@ -18,7 +18,7 @@ const (
 	EnvOutput = "EAS_PLUGIN_OUTPUT" // empty directory for the resulting model
 	EnvConfig = "EAS_PLUGIN_CONFIG" // JSON file {"config":…, "processor":…, "metadata":…}
 	EnvReport = "EAS_PLUGIN_REPORT" // where the plugin writes its JSON report
-	EnvDevice = "EAS_PLUGIN_DEVICE" // "cpu" or "gpu"
+	EnvDevice = "EAS_PLUGIN_DEVICE" // "cpu" or "gpu": where the service will run (docs/plugins.md)
 )
 
 // RuntimeFile is the optional file a plugin writes into its output directory to choose the

@@ -23,19 +23,23 @@ type ProcessorInfo struct {
 	// Runtime is what serves it: "onnxruntime", "libtorch", or "onnxruntime" after a
 	// GraphDef→ONNX conversion for TensorFlow.
 	Runtime string
-	// GPU reports whether the processor runs on a GPU.
+	// GPU reports whether the processor asks for a GPU. Whether the installation has one
+	// for it is the deploy layer's question (it may serve the processor on CPU instead:
+	// OnCPU).
 	GPU bool
-	// Available reports whether this build can serve it; Why says why not.
-	Available bool
-	Why       string
 }
 
-const (
-	whyONNXGPU = "the onnxruntime_gpu processor is not available in this build: " +
-		"the bundled ONNX Runtime is a CPU-only build; use onnxruntime_cpu"
-	whyTensorFlowGPU = "the tensorflow_gpu processors are not available in this build: " +
-		"TensorFlow graphs are converted to ONNX and served by a CPU-only ONNX Runtime; use tensorflow_cpu_<version> (e.g. tensorflow_cpu_1.15)"
-)
+// OnCPU returns the CPU processor of the same family and version (p itself when p is one):
+// what serves a GPU processor on a host without a GPU runtime for it.
+func (p ProcessorInfo) OnCPU() ProcessorInfo {
+	if !p.GPU {
+		return p
+	}
+	if c, ok := processorTable[strings.Replace(p.Name, "_gpu", "_cpu", 1)]; ok {
+		return c
+	}
+	return p
+}
 
 var (
 	pytorchVersions    = []string{"1.6", "1.7", "1.9", "1.10", "1.13"}
@@ -48,8 +52,8 @@ var processorTable = buildProcessorTable()
 
 func buildProcessorTable() map[string]ProcessorInfo {
 	t := map[string]ProcessorInfo{}
-	onnxCPU := ProcessorInfo{Name: "onnxruntime_cpu", Family: FamilyONNX, Runtime: "onnxruntime", Available: true}
-	onnxGPU := ProcessorInfo{Name: "onnxruntime_gpu", Family: FamilyONNX, Runtime: "onnxruntime", GPU: true, Why: whyONNXGPU}
+	onnxCPU := ProcessorInfo{Name: "onnxruntime_cpu", Family: FamilyONNX, Runtime: "onnxruntime"}
+	onnxGPU := ProcessorInfo{Name: "onnxruntime_gpu", Family: FamilyONNX, Runtime: "onnxruntime", GPU: true}
 	for _, n := range []string{"onnxruntime_cpu", "onnx_cpu", "onnxruntime", "onnx"} {
 		t[n] = onnxCPU
 	}
@@ -60,19 +64,15 @@ func buildProcessorTable() map[string]ProcessorInfo {
 		// Every PyTorch version is served by the one libtorch the installation has (the
 		// worker reports which). Whether libtorch is installed is the deploy layer's
 		// question (internal/torch/torchinstall): this table stays pure.
-		torchInfo := ProcessorInfo{Name: "pytorch_" + dev, Family: FamilyPyTorch, Runtime: "libtorch", GPU: dev == "gpu", Available: true}
+		torchInfo := ProcessorInfo{Name: "pytorch_" + dev, Family: FamilyPyTorch, Runtime: "libtorch", GPU: dev == "gpu"}
 		t["pytorch_"+dev] = torchInfo
 		for _, v := range pytorchVersions {
 			t["pytorch_"+dev+"_"+v] = torchInfo
 		}
 		for _, v := range tensorflowVersions {
 			n := "tensorflow_" + dev + "_" + v
-			// TF graphs are converted to ONNX at deploy time (internal/tf) and served on CPU.
-			tfInfo := ProcessorInfo{Name: n, Family: FamilyTensorFlow, Runtime: "onnxruntime", GPU: dev == "gpu", Available: dev == "cpu"}
-			if dev == "gpu" {
-				tfInfo.Why = whyTensorFlowGPU
-			}
-			t[n] = tfInfo
+			// TF graphs are converted to ONNX at deploy time (internal/tf).
+			t[n] = ProcessorInfo{Name: n, Family: FamilyTensorFlow, Runtime: "onnxruntime", GPU: dev == "gpu"}
 		}
 	}
 	// Bare family names mean these versions in EAS.
@@ -92,8 +92,7 @@ func KnownProcessors() []string {
 }
 
 // ResolveProcessor maps a processor name to its canonical form. Names are matched
-// exactly (EAS's are lowercase). An unknown name is an error listing the known ones; a
-// known name that this build cannot serve resolves with Available false and Why set.
+// exactly (EAS's are lowercase). An unknown name is an error listing the known ones.
 func ResolveProcessor(name string) (ProcessorInfo, error) {
 	if p, ok := processorTable[name]; ok {
 		return p, nil

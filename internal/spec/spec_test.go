@@ -162,7 +162,7 @@ func TestSeedExample3(t *testing.T) {
 		t.Errorf("config\n got %s\nwant %s", p.Config, wantConfig)
 	}
 	info, err := ResolveProcessor(s.Processor)
-	if err != nil || info.Family != FamilyTensorFlow || info.Available || !info.GPU {
+	if err != nil || info.Family != FamilyTensorFlow || !info.GPU || info.OnCPU().Name != "tensorflow_cpu_1.15" {
 		t.Errorf("ResolveProcessor(%q) = %+v, %v", s.Processor, info, err)
 	}
 }
@@ -222,9 +222,10 @@ func TestValidateCreate(t *testing.T) {
 			"metadata.instance: must be at least 1 to create a service, got 0"},
 		{`{"name":"a","model_path":"/m","processor":"pytorch"}`, ""}, // libtorch's presence is checked by deploy
 		{`{"name":"a","model_path":"/m","processor":"tensorflow_cpu_1.15"}`, ""},
-		{`{"name":"a","model_path":"/m","processor":"tensorflow_gpu_1.15"}`, "processor: " + whyTensorFlowGPU},
+		// Whether the host has a GPU for it is the deploy layer's question (it may serve on CPU).
+		{`{"name":"a","model_path":"/m","processor":"tensorflow_gpu_1.15"}`, ""},
 		{`{"name":"a","model_path":"/m","processor":"onnx_gpu","metadata":{"instance":0}}`,
-			"metadata.instance: must be at least 1 to create a service, got 0; processor: " + whyONNXGPU},
+			"metadata.instance: must be at least 1 to create a service, got 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.doc, func(t *testing.T) {
@@ -300,20 +301,19 @@ func TestValidateRules(t *testing.T) {
 
 func TestResolveProcessor(t *testing.T) {
 	tests := []struct {
-		name, canonical, family string
-		available               bool
+		name, canonical, family, onCPU string
 	}{
-		{"onnxruntime_cpu", "onnxruntime_cpu", FamilyONNX, true},
-		{"onnx_cpu", "onnxruntime_cpu", FamilyONNX, true},
-		{"onnxruntime", "onnxruntime_cpu", FamilyONNX, true},
-		{"onnx", "onnxruntime_cpu", FamilyONNX, true},
-		{"onnx_gpu", "onnxruntime_gpu", FamilyONNX, false},
-		{"pytorch", "pytorch_cpu", FamilyPyTorch, true},
-		{"pytorch_cpu_1.6", "pytorch_cpu", FamilyPyTorch, true},
-		{"pytorch_gpu_1.13", "pytorch_gpu", FamilyPyTorch, true},
-		{"tensorflow", "tensorflow_cpu_1.15", FamilyTensorFlow, true},
-		{"tensorflow_cpu_2.7", "tensorflow_cpu_2.7", FamilyTensorFlow, true},
-		{"tensorflow_gpu_1.12", "tensorflow_gpu_1.12", FamilyTensorFlow, false},
+		{"onnxruntime_cpu", "onnxruntime_cpu", FamilyONNX, "onnxruntime_cpu"},
+		{"onnx_cpu", "onnxruntime_cpu", FamilyONNX, "onnxruntime_cpu"},
+		{"onnxruntime", "onnxruntime_cpu", FamilyONNX, "onnxruntime_cpu"},
+		{"onnx", "onnxruntime_cpu", FamilyONNX, "onnxruntime_cpu"},
+		{"onnx_gpu", "onnxruntime_gpu", FamilyONNX, "onnxruntime_cpu"},
+		{"pytorch", "pytorch_cpu", FamilyPyTorch, "pytorch_cpu"},
+		{"pytorch_cpu_1.6", "pytorch_cpu", FamilyPyTorch, "pytorch_cpu"},
+		{"pytorch_gpu_1.13", "pytorch_gpu", FamilyPyTorch, "pytorch_cpu"},
+		{"tensorflow", "tensorflow_cpu_1.15", FamilyTensorFlow, "tensorflow_cpu_1.15"},
+		{"tensorflow_cpu_2.7", "tensorflow_cpu_2.7", FamilyTensorFlow, "tensorflow_cpu_2.7"},
+		{"tensorflow_gpu_1.12", "tensorflow_gpu_1.12", FamilyTensorFlow, "tensorflow_cpu_1.12"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -321,11 +321,11 @@ func TestResolveProcessor(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p.Name != tt.canonical || p.Family != tt.family || p.Available != tt.available {
+			if p.Name != tt.canonical || p.Family != tt.family {
 				t.Errorf("got %+v", p)
 			}
-			if p.Available != (p.Why == "") {
-				t.Errorf("Why %q with Available %v", p.Why, p.Available)
+			if c := p.OnCPU(); c.Name != tt.onCPU || c.GPU || c.Family != p.Family {
+				t.Errorf("OnCPU() = %+v, want %s", c, tt.onCPU)
 			}
 		})
 	}

@@ -80,9 +80,6 @@ func (s *Service) ValidateCreate() error {
 	if s.Metadata.Instance == 0 {
 		errs.add("metadata.instance", "must be at least 1 to create a service, got 0")
 	}
-	if p, err := ResolveProcessor(s.Processor); err == nil && !p.Available {
-		errs.add("processor", "%s", p.Why)
-	}
 	return errs.err()
 }
 
