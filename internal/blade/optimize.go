@@ -57,6 +57,7 @@ type optimizer struct {
 	model    *onnxpb.ModelProto
 	sig      []tensor.Info // inputs in the order input_shapes/input_ranges refer to
 	outputs  []string      // outputs compared and fetched
+	outSig   []tensor.Info // every output of the model, as ONNX Runtime declares it
 	classOut map[string]bool
 	samples  []Sample
 	refs     []map[string]*tensor.Tensor
@@ -138,6 +139,7 @@ func (op *optimizer) prepare(ctx context.Context) error {
 	}
 	defer s.Close()
 	ins, outs := s.Inputs(), s.Outputs()
+	op.outSig = outs
 	if op.sig, err = orderInputs(ins, o.Inputs); err != nil {
 		return err
 	}
@@ -603,7 +605,11 @@ func (op *optimizer) modelInfo() report.ModelInfo {
 		mi.Inputs = append(mi.Inputs, report.Tensor{Name: in.Name, DType: in.DType.String(), Shape: tensor.ShapeString(in.Shape)})
 	}
 	for _, name := range op.outputs {
-		mi.Outputs = append(mi.Outputs, report.Tensor{Name: name})
+		t := report.Tensor{Name: name}
+		if i := slices.IndexFunc(op.outSig, func(o tensor.Info) bool { return o.Name == name }); i >= 0 {
+			t.DType, t.Shape = op.outSig[i].DType.String(), tensor.ShapeString(op.outSig[i].Shape)
+		}
+		mi.Outputs = append(mi.Outputs, t)
 	}
 	return mi
 }

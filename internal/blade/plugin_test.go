@@ -83,12 +83,18 @@ func TestRunPluginOnOCRClassifier(t *testing.T) {
 		Diagnosis  struct {
 			Model string `json:"model"`
 		} `json:"diagnosis"`
+		ModelInfo struct {
+			Outputs []struct{ Name, DType, Shape string } `json:"outputs"`
+		} `json:"model_info"`
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatal(err)
 	}
 	if r.Diagnosis.Model != "cls.onnx" || r.UserConfig["optimization_level"] != "o1" {
 		t.Errorf("report diagnosis/user_config wrong: %+v", r)
+	}
+	if o := r.ModelInfo.Outputs; len(o) != 1 || o[0].DType == "" || o[0].Shape == "" {
+		t.Errorf("report model_info outputs %+v: want the output's dtype and shape", o)
 	}
 
 	// --optimize_for gpu on a platform serving on CPU: a CPU run whose report says so.
