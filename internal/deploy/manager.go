@@ -215,20 +215,10 @@ func (m *Manager) cancelOp(name string) {
 }
 
 // event appends an event and, when status is not empty, sets the service status (and
-// message) first, so that a follower who sees a settled status has every event before it.
+// message) in the same transaction, so that a follower who sees a settled status has every
+// event up to the one announcing it.
 func (m *Manager) event(ctx context.Context, name, typ, msg, status, message string) {
-	if status != "" {
-		err := m.store.UpdateService(ctx, name, func(r *store.ServiceRecord) error {
-			r.Status = status
-			r.Message = message
-			r.Updated = time.Now()
-			return nil
-		})
-		if err != nil && !isNotFound(err) {
-			m.log.Error("update service status", "service", name, "status", status, "err", err)
-		}
-	}
-	if _, err := m.store.AppendEvent(context.WithoutCancel(ctx), store.EventRecord{Service: name, Type: typ, Message: msg, Status: status}); err != nil && !isNotFound(err) {
+	if _, err := m.store.AppendEvent(context.WithoutCancel(ctx), store.EventRecord{Service: name, Type: typ, Message: msg, Status: status}, message); err != nil && !isNotFound(err) {
 		m.log.Error("append event", "service", name, "err", err)
 	}
 	lvl := slog.LevelInfo

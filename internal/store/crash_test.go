@@ -40,7 +40,7 @@ func crashChild(path string) error {
 	}
 	out := bufio.NewWriter(os.Stdout)
 	for i := 1; ; i++ {
-		ev, err := s.AppendEvent(ctx, EventRecord{Service: "crash", Type: "Normal", Message: fmt.Sprintf("event %d", i)})
+		ev, err := s.AppendEvent(ctx, EventRecord{Service: "crash", Type: "Normal", Message: fmt.Sprintf("event %d", i)}, "")
 		if err != nil {
 			return err
 		}
@@ -150,7 +150,7 @@ func TestKillDuringWrites(t *testing.T) {
 		t.Errorf("version %d was committed, store has %d versions", lastVersion, len(versions))
 	}
 	// The store stays writable after recovery.
-	if _, err := s.AppendEvent(ctx, EventRecord{Service: "crash", Message: "after"}); err != nil {
+	if _, err := s.AppendEvent(ctx, EventRecord{Service: "crash", Message: "after"}, ""); err != nil {
 		t.Errorf("append after recovery: %v", err)
 	}
 	t.Logf("killed after %d committed events; %d stored", len(events), len(stored))

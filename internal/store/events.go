@@ -19,7 +19,12 @@ func (s *Store) read(ctx context.Context, fn func(*sql.Tx) error) error {
 
 // AppendEvent stores an event and returns it with its ID and Time assigned (ev's own
 // are ignored). IDs increase in commit order. ErrNotFound when the service does not exist.
-func (s *Store) AppendEvent(ctx context.Context, ev EventRecord) (EventRecord, error) {
+//
+// When ev.Status is set, the same transaction sets the service's status to it and its
+// message to message: a reader then sees both the status and the event that announces it,
+// or neither (a follower that stops at a settled status misses no event; one that stops at
+// the event reads the status it announced).
+func (s *Store) AppendEvent(ctx context.Context, ev EventRecord, message string) (EventRecord, error) {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if err := serviceExists(ctx, tx, ev.Service); err != nil {
 			return err
@@ -27,6 +32,12 @@ func (s *Store) AppendEvent(ctx context.Context, ev EventRecord) (EventRecord, e
 		// The time is taken inside the write lock, so times never go backwards as IDs grow
 		// (as long as the clock does not).
 		ev.Time = s.clock()
+		if ev.Status != "" {
+			if _, err := tx.ExecContext(ctx, `UPDATE services SET status = ?, message = ?, updated = ? WHERE name = ?`,
+				ev.Status, message, toDB(ev.Time), ev.Service); err != nil {
+				return err
+			}
+		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO events (service, time, type, message, status) VALUES (?, ?, ?, ?, ?)`,
 			ev.Service, toDB(ev.Time), ev.Type, ev.Message, ev.Status)
 		if err != nil {

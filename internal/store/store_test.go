@@ -77,7 +77,7 @@ func TestServiceLifecycle(t *testing.T) {
 		{"update missing version", func() error {
 			return s.UpdateVersion(ctx, "beta", 7, func(*VersionRecord) error { return nil })
 		}, ErrNotFound},
-		{"event for missing service", func() error { _, err := s.AppendEvent(ctx, EventRecord{Service: "nope"}); return err }, ErrNotFound},
+		{"event for missing service", func() error { _, err := s.AppendEvent(ctx, EventRecord{Service: "nope"}, ""); return err }, ErrNotFound},
 		{"events of missing service", func() error { _, err := s.Events(ctx, "nope", 0, 0); return err }, ErrNotFound},
 		{"versions of missing service", func() error { _, err := s.ListVersions(ctx, "nope"); return err }, ErrNotFound},
 		{"setting missing", func() error { _, err := s.GetSetting(ctx, "nope"); return err }, ErrNotFound},
@@ -127,7 +127,7 @@ func TestServiceLifecycle(t *testing.T) {
 	}
 
 	// Delete takes versions and events along.
-	if _, err := s.AppendEvent(ctx, EventRecord{Service: "beta", Type: "Normal", Message: "m"}); err != nil {
+	if _, err := s.AppendEvent(ctx, EventRecord{Service: "beta", Type: "Normal", Message: "m"}, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteService(ctx, "beta"); err != nil {
@@ -206,6 +206,38 @@ func TestVersions(t *testing.T) {
 	}
 }
 
+// TestAppendEventSetsStatus: an event with a status sets the service's status and message in
+// the same transaction; one without leaves them alone.
+func TestAppendEventSetsStatus(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	mustCreate(t, s, "svc")
+	for _, tt := range []struct {
+		ev                  EventRecord
+		message             string
+		wantStatus, wantMsg string
+	}{
+		{EventRecord{Service: "svc", Message: "Service failed: boom", Status: "Failed"}, "boom", "Failed", "boom"},
+		{EventRecord{Service: "svc", Message: "Downloading"}, "ignored", "Failed", "boom"},
+		{EventRecord{Service: "svc", Message: "Service is running", Status: "Running"}, "", "Running", ""},
+	} {
+		ev, err := s.AppendEvent(ctx, tt.ev, tt.message)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.GetService(ctx, "svc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != tt.wantStatus || got.Message != tt.wantMsg {
+			t.Errorf("after %q: status %q message %q, want %q %q", tt.ev.Message, got.Status, got.Message, tt.wantStatus, tt.wantMsg)
+		}
+		if tt.ev.Status != "" && !got.Updated.Equal(ev.Time) {
+			t.Errorf("after %q: updated %v, want the event's time %v", tt.ev.Message, got.Updated, ev.Time)
+		}
+	}
+}
+
 func TestConcurrentAppendEvent(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTemp(t)
@@ -222,7 +254,7 @@ func TestConcurrentAppendEvent(t *testing.T) {
 				if i%5 == 0 {
 					svc = "other"
 				}
-				ev, err := s.AppendEvent(ctx, EventRecord{Service: svc, Type: "Normal", Message: fmt.Sprintf("w%d-%d", w, i), Status: "Creating"})
+				ev, err := s.AppendEvent(ctx, EventRecord{Service: svc, Type: "Normal", Message: fmt.Sprintf("w%d-%d", w, i), Status: "Creating"}, "")
 				if err != nil {
 					t.Error(err)
 					return
@@ -286,7 +318,7 @@ func TestEventIDsNotReusedAfterDelete(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTemp(t)
 	mustCreate(t, s, "svc")
-	first, err := s.AppendEvent(ctx, EventRecord{Service: "svc", Message: "one"})
+	first, err := s.AppendEvent(ctx, EventRecord{Service: "svc", Message: "one"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +326,7 @@ func TestEventIDsNotReusedAfterDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustCreate(t, s, "svc")
-	second, err := s.AppendEvent(ctx, EventRecord{Service: "svc", Message: "two"})
+	second, err := s.AppendEvent(ctx, EventRecord{Service: "svc", Message: "two"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +356,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if err := s.UpdateService(ctx, "svc", func(r *ServiceRecord) error { r.CurrentVersion = 2; r.Status = "Running"; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AppendEvent(ctx, EventRecord{Service: "svc", Type: "Normal", Message: "[OK] Service is running", Status: "Running"}); err != nil {
+	if _, err := s.AppendEvent(ctx, EventRecord{Service: "svc", Type: "Normal", Message: "[OK] Service is running", Status: "Running"}, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.SetSetting(ctx, "admin_token_digest", "sha256:x"); err != nil {
@@ -429,7 +461,7 @@ func TestLastEventID(t *testing.T) {
 	}
 	var last int64
 	for _, svc := range []string{"a", "b", "a", "b"} {
-		ev, err := s.AppendEvent(ctx, EventRecord{Service: svc, Type: "Normal", Message: "m"})
+		ev, err := s.AppendEvent(ctx, EventRecord{Service: svc, Type: "Normal", Message: "m"}, "")
 		if err != nil {
 			t.Fatal(err)
 		}
