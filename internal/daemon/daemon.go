@@ -166,6 +166,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 		mgr.SchedulerEvent(service, typ, msg)
 	}
+	gpuCheck := func(p spec.ProcessorInfo) error { return gpuRuntime(filepath.Dir(worker), p) }
 	var sched scheduler.Backend
 	switch o.Scheduler {
 	case "", SchedulerLocal:
@@ -174,7 +175,7 @@ func Run(ctx context.Context, o Options) error {
 			WorkerBinary: worker, WorkerArgs: o.WorkerArgs, WorkerEnv: o.WorkerEnv, Router: router{gw, mets}, Logger: log, Events: schedEvents,
 		})
 	case SchedulerKubernetes:
-		kb, err := newKubeBackend(o, st, shared, router{gw, mets}, schedEvents, log)
+		kb, err := newKubeBackend(o, st, shared, router{gw, mets}, schedEvents, gpuCheck, log)
 		if err != nil {
 			return err
 		}
@@ -200,7 +201,7 @@ func Run(ctx context.Context, o Options) error {
 			}
 			return torchinstall.Check(filepath.Dir(worker), p.GPU)
 		},
-		GPUCheck:    func(p spec.ProcessorInfo) error { return gpuRuntime(filepath.Dir(worker), p) },
+		GPUCheck:    gpuCheck,
 		GPUFallback: o.GPUFallback != GPUFallbackRefuse,
 	})
 	apis := apiserver.New(apiserver.Options{

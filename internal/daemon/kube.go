@@ -43,7 +43,10 @@ type KubeOptions struct {
 
 // newKubeBackend connects to the cluster and makes the backend. Instances ask for what their
 // service.json says (metadata.cpu/memory/gpu, resource), read from the stored version.
-func newKubeBackend(o Options, st *store.Store, shared *bundle.Shared, r scheduler.Router, events scheduler.EventFunc, log *slog.Logger) (*kube.Backend, error) {
+// gpuCheck is deploy's GPUCheck: a GPU processor it refuses is served on CPU (gpu
+// fallback), so its pods ask for no GPU.
+func newKubeBackend(o Options, st *store.Store, shared *bundle.Shared, r scheduler.Router, events scheduler.EventFunc,
+	gpuCheck func(spec.ProcessorInfo) error, log *slog.Logger) (*kube.Backend, error) {
 	cfg, ns, err := kubeConfig(o.Kube)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes scheduler: %w", err)
@@ -68,7 +71,7 @@ func newKubeBackend(o Options, st *store.Store, shared *bundle.Shared, r schedul
 			if err != nil {
 				return kube.Resources{}, fmt.Errorf("stored service.json of version %d: %w", version, err)
 			}
-			return kube.Resources{CPU: svc.Metadata.CPU, MemoryMB: svc.Metadata.Memory, GPU: svc.Metadata.GPU, Group: svc.Resource}, nil
+			return podResources(svc, gpuCheck), nil
 		},
 	}
 	if shared != nil {
@@ -134,4 +137,15 @@ func kubeConfig(o KubeOptions) (*rest.Config, string, error) {
 	}
 	cfg.UserAgent = "easd"
 	return cfg, ns, nil
+}
+
+// podResources are the requests of a service's pods: its metadata, except that a GPU
+// processor served on CPU (gpuCheck refuses it: gpu fallback) asks for no GPU, which would
+// sit idle or keep the pod pending on a cluster without one.
+func podResources(svc *spec.Service, gpuCheck func(spec.ProcessorInfo) error) kube.Resources {
+	gpu := svc.Metadata.GPU
+	if p, err := spec.ResolveProcessor(svc.Processor); err == nil && p.GPU && gpuCheck(p) != nil {
+		gpu = 0
+	}
+	return kube.Resources{CPU: svc.Metadata.CPU, MemoryMB: svc.Metadata.Memory, GPU: gpu, Group: svc.Resource}
 }
