@@ -106,6 +106,14 @@ func TestServingSettings(t *testing.T) {
 			})
 		}
 		wg.Wait()
+		// The batch size histogram counts every answer with the size of its inference.
+		m := scrapeMetrics(t, d)
+		n := metricValue(t, m, "eas_batch_size_count", `service="batched"`)
+		sum := metricValue(t, m, "eas_batch_size_sum", `service="batched"`)
+		if n != 24 || sum < n || sum > 8*n {
+			t.Errorf("eas_batch_size: count %v, sum %v; want 24 answers with sizes 1–8", n, sum)
+		}
+		t.Logf("mean batch size seen by 24 answers from 8 clients: %.2f", sum/n)
 	})
 
 	t.Run("warm-up runs before the service is running", func(t *testing.T) {

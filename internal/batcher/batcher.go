@@ -77,8 +77,9 @@ type call struct {
 }
 
 type result struct {
-	outs map[string]*tensor.Tensor
-	err  error
+	outs     map[string]*tensor.Tensor
+	requests int // how many requests the inference that answered carried
+	err      error
 }
 
 // Check reports whether a model with signature sig can be batched: every input and every
@@ -110,19 +111,20 @@ func Check(sig processor.Signature) error {
 // passed processor.CheckInputs for a signature that Check accepts, so every input has at least
 // one dimension and all agree on the first one. The answer is the request's own rows of every
 // output. Cancelling ctx returns ctx.Err() at once; the merged inference is cancelled once
-// every request in it has gone.
-func (b *Batcher) Predict(ctx context.Context, inputs map[string]*tensor.Tensor, outputs []string) (map[string]*tensor.Tensor, error) {
+// every request in it has gone. requests is how many requests that inference carried
+// (this one included), for the batch size metric; 0 when none ran for this request.
+func (b *Batcher) Predict(ctx context.Context, inputs map[string]*tensor.Tensor, outputs []string) (outs map[string]*tensor.Tensor, requests int, err error) {
 	rows, key, err := mergeKey(inputs, outputs)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	c := &call{ctx: ctx, inputs: inputs, outputs: outputs, rows: rows, res: make(chan result, 1)}
 	b.add(key, c)
 	select {
 	case r := <-c.res:
-		return r.outs, r.err
+		return r.outs, r.requests, r.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, 0, ctx.Err()
 	}
 }
 
@@ -199,7 +201,7 @@ func (b *Batcher) execute(bt *batch) {
 	if len(live) == 1 { // nothing to merge or split
 		c := live[0]
 		outs, err := b.run(c.ctx, c.inputs, c.outputs)
-		c.res <- result{outs, err}
+		c.res <- result{outs: outs, requests: 1, err: err}
 		return
 	}
 	ctx, cancel := contextOfAll(live)
@@ -208,16 +210,16 @@ func (b *Batcher) execute(bt *batch) {
 	outs, err := b.run(ctx, merged, live[0].outputs)
 	if err != nil {
 		for _, c := range live {
-			c.res <- result{err: err}
+			c.res <- result{requests: len(live), err: err}
 		}
 		return
 	}
 	parts, err := split(outs, live, rows)
 	for i, c := range live {
 		if err != nil {
-			c.res <- result{err: err}
+			c.res <- result{requests: len(live), err: err}
 		} else {
-			c.res <- result{outs: parts[i]}
+			c.res <- result{outs: parts[i], requests: len(live)}
 		}
 	}
 }

@@ -95,14 +95,16 @@ type req struct {
 	out []string
 }
 
-// predictAll sends every request at once and returns the answers in order.
-func predictAll(t *testing.T, b *Batcher, reqs []req) []map[string]*tensor.Tensor {
+// predictAll sends every request at once and returns the answers in order, with the number
+// of requests each one's inference carried.
+func predictAll(t *testing.T, b *Batcher, reqs []req) ([]map[string]*tensor.Tensor, []int) {
 	t.Helper()
 	res := make([]map[string]*tensor.Tensor, len(reqs))
+	n := make([]int, len(reqs))
 	errs := make([]error, len(reqs))
 	var wg sync.WaitGroup
 	for i, r := range reqs {
-		wg.Go(func() { res[i], errs[i] = b.Predict(context.Background(), r.in, r.out) })
+		wg.Go(func() { res[i], n[i], errs[i] = b.Predict(context.Background(), r.in, r.out) })
 	}
 	wg.Wait()
 	b.Wait()
@@ -111,7 +113,7 @@ func predictAll(t *testing.T, b *Batcher, reqs []req) []map[string]*tensor.Tenso
 			t.Fatalf("request %d: %v", i, err)
 		}
 	}
-	return res
+	return res, n
 }
 
 // sameAsAlone checks that every answer equals the model's answer to that request alone.
@@ -152,10 +154,13 @@ func TestMergedResultsIdenticalToAlone(t *testing.T) {
 		{in: map[string]*tensor.Tensor{"x": f32([]int64{3, 2}, -1, -2, 0.5, 0.25, 1e6, -7)}},
 		{in: map[string]*tensor.Tensor{"x": f32([]int64{2, 2}, 9, 9, 8, 8)}},
 	}
-	got := predictAll(t, b, reqs)
+	got, n := predictAll(t, b, reqs)
 	sameAsAlone(t, reqs, got)
 	if rows := m.runRows(); !slices.Equal(rows, []int64{8}) {
 		t.Errorf("inferences with rows %v, want one of 8", rows)
+	}
+	if !slices.Equal(n, []int{4, 4, 4, 4}) {
+		t.Errorf("batch sizes reported %v, want 4 for every request", n)
 	}
 }
 
@@ -173,7 +178,7 @@ func TestStringsAndOutputFilter(t *testing.T) {
 		{in: in(2, "cd", ""), out: []string{"u", "s"}},
 		{in: in(3, "é", "x"), out: []string{"u", "s"}},
 	}
-	got := predictAll(t, b, reqs)
+	got, _ := predictAll(t, b, reqs)
 	sameAsAlone(t, reqs, got)
 	if rows := m.runRows(); !slices.Equal(rows, []int64{3}) {
 		t.Errorf("inferences with rows %v, want one of 3", rows)
@@ -197,8 +202,11 @@ func TestOnlyAlikeRequestsMerge(t *testing.T) {
 		{in: map[string]*tensor.Tensor{"x": f32([]int64{1, 3}, 4, 5, 6)}},
 		{in: map[string]*tensor.Tensor{"x": f32([]int64{1, 2}, 7, 8)}, out: []string{"s"}},
 	}
-	got := predictAll(t, b, reqs)
+	got, n := predictAll(t, b, reqs)
 	sameAsAlone(t, reqs, got)
+	if !slices.Equal(n, []int{2, 2, 2, 2, 2, 2}) {
+		t.Errorf("batch sizes reported %v, want 2 for every request", n)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if len(m.runs) != 3 {
@@ -224,7 +232,7 @@ func TestMaxBatchSizeRespected(t *testing.T) {
 	}
 	// Bigger than a batch: runs alone.
 	reqs = append(reqs, req{in: map[string]*tensor.Tensor{"x": f32([]int64{5, 1}, 1, 2, 3, 4, 5)}})
-	got := predictAll(t, b, reqs)
+	got, _ := predictAll(t, b, reqs)
 	sameAsAlone(t, reqs, got)
 	rows := m.runRows()
 	var total int64
@@ -252,7 +260,7 @@ func TestCancelledRequests(t *testing.T) {
 	errs := make(chan error, 2)
 	for _, ctx := range []context.Context{ctx1, ctx2} {
 		go func() {
-			_, err := b.Predict(ctx, map[string]*tensor.Tensor{"x": f32([]int64{1, 1}, 1)}, nil)
+			_, _, err := b.Predict(ctx, map[string]*tensor.Tensor{"x": f32([]int64{1, 1}, 1)}, nil)
 			errs <- err
 		}()
 	}
@@ -276,13 +284,13 @@ func TestCancelledRequests(t *testing.T) {
 	b = New(m.run, Options{MaxBatchSize: 2, MaxWait: forever})
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := b.Predict(gone, map[string]*tensor.Tensor{"x": f32([]int64{1, 1}, 1)}, nil); !errors.Is(err, context.Canceled) {
+	if _, _, err := b.Predict(gone, map[string]*tensor.Tensor{"x": f32([]int64{1, 1}, 1)}, nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("request with a cancelled context: %v", err)
 	}
-	out, err := b.Predict(context.Background(), map[string]*tensor.Tensor{"x": f32([]int64{1, 1}, 2)}, nil)
+	out, n, err := b.Predict(context.Background(), map[string]*tensor.Tensor{"x": f32([]int64{1, 1}, 2)}, nil)
 	b.Wait()
-	if err != nil || !slices.Equal(vals(out["y"]), []float32{7}) {
-		t.Fatalf("live request: %v %v", out, err)
+	if err != nil || !slices.Equal(vals(out["y"]), []float32{7}) || n != 1 {
+		t.Fatalf("live request: %v, batch size %d, %v", out, n, err)
 	}
 	if rows := m.runRows(); !slices.Equal(rows, []int64{1}) {
 		t.Errorf("inferences of %v rows, want the live request alone", rows)
@@ -309,7 +317,7 @@ func TestBadOutputsAndErrors(t *testing.T) {
 			var wg sync.WaitGroup
 			for range 2 {
 				wg.Go(func() {
-					_, err := b.Predict(context.Background(), map[string]*tensor.Tensor{"x": f32([]int64{1, 1}, 1)}, nil)
+					_, _, err := b.Predict(context.Background(), map[string]*tensor.Tensor{"x": f32([]int64{1, 1}, 1)}, nil)
 					if err == nil || !strings.Contains(err.Error(), c.want) {
 						t.Errorf("error %v, want %q", err, c.want)
 					}
@@ -321,7 +329,7 @@ func TestBadOutputsAndErrors(t *testing.T) {
 	}
 
 	b := New((&rowModel{}).run, Options{MaxBatchSize: 2, MaxWait: forever})
-	_, err := b.Predict(context.Background(), map[string]*tensor.Tensor{"x": f32([]int64{1, 1}, 1), "z": f32([]int64{2, 1}, 1, 2)}, nil)
+	_, _, err := b.Predict(context.Background(), map[string]*tensor.Tensor{"x": f32([]int64{1, 1}, 1), "z": f32([]int64{2, 1}, 1, 2)}, nil)
 	if !processor.IsInputError(err) || !strings.Contains(err.Error(), "batch dimension 2 differs") {
 		t.Errorf("inputs with different batch sizes: %v, want an InputError", err)
 	}

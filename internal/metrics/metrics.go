@@ -9,7 +9,7 @@
 //	eas_processor_duration_seconds{service}     histogram: time inside the worker's processor, as the
 //	                                            worker reports it (X-EAS-Processor-Time)
 //	eas_batch_size{service}                     histogram: requests per inference, as the worker
-//	                                            reports it (X-EAS-Batch-Size); absent until a worker does
+//	                                            reports it (X-EAS-Batch-Size: services with batching)
 //	eas_inflight_requests{service}              gauge: requests inside the gateway now (queue depth)
 //	eas_ready_instances{service}                gauge: instances taking traffic
 //	eas_worker_restarts_total{service}          counter: instances that exited and are restarted

@@ -80,29 +80,28 @@ func (s *Server) Stats() Stats {
 }
 
 // infer runs one decoded request under the rpc settings: admission (or 450), then either the
-// batcher or a slot of its own. ctx carries the request's keepalive.
-func (s *Server) infer(ctx context.Context, md *model, in map[string]*tensor.Tensor, out []string) (map[string]*tensor.Tensor, error) {
+// batcher or a slot of its own. ctx carries the request's keepalive. batch is how many
+// requests the answering inference carried when batching is on (0 when it is off).
+func (s *Server) infer(ctx context.Context, md *model, in map[string]*tensor.Tensor, out []string) (outs map[string]*tensor.Tensor, batch int, err error) {
 	if err := s.lim.enter(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer s.lim.leave()
-	var outs map[string]*tensor.Tensor
-	var err error
 	if md.batcher != nil {
 		// Checked one by one so that a bad request gets its own 400 and never joins a batch.
 		if err := processor.CheckInputs(md.sig, in); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		outs, err = md.batcher.Predict(ctx, in, out)
+		outs, batch, err = md.batcher.Predict(ctx, in, out)
 	} else {
 		outs, err = s.lim.run(ctx, md.proc.Predict, in, out)
 	}
 	if err == nil && ctx.Err() != nil {
 		// A runtime that does not stop when told finished after the keepalive: EAS answers
 		// such a request 408, so its late result is dropped.
-		return nil, fmt.Errorf("answer came after the keepalive: %w", ctx.Err())
+		return nil, batch, fmt.Errorf("answer came after the keepalive: %w", ctx.Err())
 	}
-	return outs, err
+	return outs, batch, err
 }
 
 // requestContext applies the keepalive (Options.RequestTimeout) from the moment the request

@@ -68,8 +68,8 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t0 := time.Now()
-	outs, err := s.infer(ctx, md, req.Inputs, req.Outputs)
-	setProcessorTime(w, t0)
+	outs, batch, err := s.infer(ctx, md, req.Inputs, req.Outputs)
+	setProcessorTime(w, t0, batch)
 	if err != nil {
 		// An abandoned inference may still read the inputs, which alias buf.
 		reuse = !isContextErr(err)
@@ -84,12 +84,22 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	writeBody(w, http.StatusOK, ct, body)
 }
 
-// ProcessorTimeHeader carries the time an answer spent in the queue and the processor, in
-// microseconds, so the gateway can tell processor latency from its own.
-const ProcessorTimeHeader = "X-Eas-Processor-Time"
+// Headers the gateway reads for its metrics (gateway.ProcessorTimeHeader, BatchSizeHeader).
+const (
+	// ProcessorTimeHeader carries the time an answer spent in the queue and the processor,
+	// in microseconds, so the gateway can tell processor latency from its own.
+	ProcessorTimeHeader = "X-Eas-Processor-Time"
+	// BatchSizeHeader carries how many requests the inference that answered carried, when
+	// batching is on.
+	BatchSizeHeader = "X-Eas-Batch-Size"
+)
 
-func setProcessorTime(w http.ResponseWriter, since time.Time) {
-	w.Header()[ProcessorTimeHeader] = []string{strconv.FormatInt(time.Since(since).Microseconds(), 10)}
+func setProcessorTime(w http.ResponseWriter, since time.Time, batch int) {
+	h := w.Header()
+	h[ProcessorTimeHeader] = []string{strconv.FormatInt(time.Since(since).Microseconds(), 10)}
+	if batch > 0 {
+		h[BatchSizeHeader] = []string{strconv.Itoa(batch)}
+	}
 }
 
 func writeBody(w http.ResponseWriter, code int, contentType string, body []byte) {

@@ -213,9 +213,12 @@ func TestBatchingMergesRequests(t *testing.T) {
 	for i := range 4 {
 		wg.Go(func() {
 			body := fmt.Sprintf(`{"inputs":{"x":[[%d,%d]]}}`, i, 10*i)
-			code, got, _ := do(t, "POST", ts.URL+"/predict", "application/json", body)
+			code, got, h := do(t, "POST", ts.URL+"/predict", "application/json", body)
 			if want := fmt.Sprintf("[[%d,%d]]", 2*i, 20*i); code != 200 || !strings.Contains(got, want) {
 				t.Errorf("request %d: %d %q, want %s", i, code, got, want)
+			}
+			if b := h.Get(BatchSizeHeader); b != "4" {
+				t.Errorf("request %d: %s %q, want 4 (the gateway's batch size metric)", i, BatchSizeHeader, b)
 			}
 		})
 	}

@@ -76,8 +76,8 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t0 := time.Now()
-	outs, err := s.infer(ctx, md, req.Inputs, req.Outputs)
-	setProcessorTime(w, t0)
+	outs, batch, err := s.infer(ctx, md, req.Inputs, req.Outputs)
+	setProcessorTime(w, t0, batch)
 	if err != nil {
 		reuse = !isContextErr(err) // an abandoned inference may still read the inputs
 		s.fail(w, r, err, true)

@@ -105,7 +105,7 @@ func (s *Server) replay(ctx context.Context, md *model, reqs []warmRequest) erro
 		if err != nil {
 			return fmt.Errorf("warm_up_data_path: %s cannot be decoded: %w", wr.where, err)
 		}
-		if _, err := s.infer(ctx, md, req.Inputs, req.Outputs); err != nil {
+		if _, _, err := s.infer(ctx, md, req.Inputs, req.Outputs); err != nil {
 			if processor.IsInputError(err) {
 				return fmt.Errorf("warm_up_data_path: %s was rejected by the model: %w", wr.where, err)
 			}

@@ -405,6 +405,9 @@ func TestProcessorTimeHeader(t *testing.T) {
 		if n, err := strconv.ParseInt(v, 10, 64); resp.StatusCode != 200 || err != nil || n < 0 {
 			t.Errorf("%s: status %d, %s = %q: want a non-negative count of microseconds", c.path, resp.StatusCode, ProcessorTimeHeader, v)
 		}
+		if b := resp.Header.Get(BatchSizeHeader); b != "" {
+			t.Errorf("%s: %s %q without batching, want none", c.path, BatchSizeHeader, b)
+		}
 	}
 }
 
