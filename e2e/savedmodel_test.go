@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"math"
 	"net/http"
@@ -70,21 +68,9 @@ func TestTensorFlowSavedModel(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var ref struct {
-		Inputs, Outputs []struct {
-			Shape []int64 `json:"shape"`
-			Data  string  `json:"data"`
-		}
-	}
-	b, err := os.ReadFile(filepath.Join(src, "reference.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &ref); err != nil {
-		t.Fatal(err)
-	}
-	xs := refFloat32s(t, ref.Inputs[0].Data)
-	want := refFloat32s(t, ref.Outputs[0].Data)
+	ref := loadTFRef(t, src)
+	xs := ref.Inputs[0].float32s(t)
+	want := ref.Outputs[0].float32s(t)
 
 	d := startEasd(t, e, "")
 	svcFile := writeJSON(t, filepath.Join(t.TempDir(), "service.json"), map[string]any{
@@ -193,20 +179,6 @@ func TestTensorFlowSavedModel(t *testing.T) {
 		t.Fatalf("v2 response outputs %s, want only emotions", out)
 	}
 	checkNormRelErr(t, "v2", vr.Outputs[0].Data, want)
-}
-
-// refFloat32s decodes base64 little-endian float32 data (reference.json's form).
-func refFloat32s(t *testing.T, b64 string) []float32 {
-	t.Helper()
-	raw, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make([]float32, len(raw)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-	}
-	return out
 }
 
 // checkNormRelErr checks got against want to a norm-wise relative error ≤ 1e-4 (max |Δ| / max |want|).

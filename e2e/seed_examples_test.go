@@ -3,8 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"maps"
 	"math"
@@ -42,7 +40,7 @@ func TestSeedExamples(t *testing.T) {
 	src := filepath.Join(e.repo, "testdata/tf/textcnn")
 	modelPath := seedModelDir(t, src)
 	d := startEasd(t, e, "")
-	ref := loadTextCNNRef(t, filepath.Join(src, "reference.json"))
+	ref := loadTextCNNRef(t, src)
 
 	cases := []struct {
 		file    string
@@ -171,38 +169,13 @@ type textCNNRef struct {
 	want  []float32
 }
 
-func loadTextCNNRef(t *testing.T, file string) textCNNRef {
+func loadTextCNNRef(t *testing.T, dir string) textCNNRef {
 	t.Helper()
-	var raw struct {
-		Inputs, Outputs []struct {
-			Name  string  `json:"name"`
-			Shape []int64 `json:"shape"`
-			Data  string  `json:"data"`
-		}
+	ref := loadTFRef(t, dir)
+	if len(ref.Inputs) != 1 || ref.Inputs[0].Name != "input_ids_a_1" || len(ref.Outputs) != 1 || ref.Outputs[0].Name != "l2_normalize" {
+		t.Fatalf("%s: want one input input_ids_a_1 and one output l2_normalize", filepath.Join(dir, "reference.json"))
 	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &raw); err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-	if len(raw.Inputs) != 1 || raw.Inputs[0].Name != "input_ids_a_1" || len(raw.Outputs) != 1 || raw.Outputs[0].Name != "l2_normalize" {
-		t.Fatalf("%s: want one input input_ids_a_1 and one output l2_normalize", file)
-	}
-	in, err1 := base64.StdEncoding.DecodeString(raw.Inputs[0].Data)
-	out, err2 := base64.StdEncoding.DecodeString(raw.Outputs[0].Data)
-	if err1 != nil || err2 != nil {
-		t.Fatalf("%s: bad base64: %v %v", file, err1, err2)
-	}
-	r := textCNNRef{shape: raw.Inputs[0].Shape, ids: make([]int32, len(in)/4), want: make([]float32, len(out)/4)}
-	for i := range r.ids {
-		r.ids[i] = int32(binary.LittleEndian.Uint32(in[4*i:]))
-	}
-	for i := range r.want {
-		r.want[i] = math.Float32frombits(binary.LittleEndian.Uint32(out[4*i:]))
-	}
-	return r
+	return textCNNRef{shape: ref.Inputs[0].Shape, ids: ref.Inputs[0].int32s(t), want: ref.Outputs[0].float32s(t)}
 }
 
 // checkTextCNN predicts a batch of two sequences through the EAS TF protobuf format with TF

@@ -3,11 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -56,20 +53,7 @@ func TestTensorFlowFrozenGraph(t *testing.T) {
 	for _, f := range []string{"frozen.pb", "test_data.npy"} {
 		copyFileE2E(t, filepath.Join(src, f), filepath.Join(modelDir, f))
 	}
-	var ref struct {
-		Inputs, Outputs []struct {
-			Name  string  `json:"name"`
-			Shape []int64 `json:"shape"`
-			Data  string  `json:"data"`
-		}
-	}
-	b, err := os.ReadFile(filepath.Join(src, "reference.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &ref); err != nil {
-		t.Fatal(err)
-	}
+	ref := loadTFRef(t, src)
 
 	svcFile := writeJSON(t, filepath.Join(t.TempDir(), "service.json"), map[string]any{
 		"name":       "tf_emotion",
@@ -99,12 +83,9 @@ func TestTensorFlowFrozenGraph(t *testing.T) {
 		t.Errorf("Blade did not run:\n%s", events)
 	}
 
-	x, _ := base64.StdEncoding.DecodeString(ref.Inputs[0].Data)
-	want, _ := base64.StdEncoding.DecodeString(ref.Outputs[0].Data)
-	xs := make([]float32, len(x)/4)
-	for i := range xs {
-		xs[i] = math.Float32frombits(binary.LittleEndian.Uint32(x[4*i:]))
-	}
+	x := ref.Inputs[0].raw(t)
+	xs := ref.Inputs[0].float32s(t)
+	want := ref.Outputs[0].float32s(t)
 	for _, names := range [][2]string{{"input_1:0", "Identity:0"}, {"input_1", "Identity"}} {
 		req := &tfpb.PredictRequest{
 			SignatureName: "serving_default",
@@ -127,16 +108,7 @@ func TestTensorFlowFrozenGraph(t *testing.T) {
 			t.Fatalf("predict with %v: %d outputs, want the filtered one", names, len(resp.Outputs))
 		}
 		for _, o := range resp.Outputs {
-			got := o.GetFloatVal()
-			maxAbs, maxDiff := 0.0, 0.0
-			for i := range got {
-				w := float64(math.Float32frombits(binary.LittleEndian.Uint32(want[4*i:])))
-				maxAbs = math.Max(maxAbs, math.Abs(w))
-				maxDiff = math.Max(maxDiff, math.Abs(float64(got[i])-w))
-			}
-			if len(got) != len(want)/4 || maxDiff > 1e-4*maxAbs {
-				t.Errorf("predict with %v: %d values, max difference %.3g from tfjs (max |ref| %.3g)", names, len(got), maxDiff, maxAbs)
-			}
+			checkNormRelErr(t, fmt.Sprintf("predict with %v", names), o.GetFloatVal(), want)
 		}
 	}
 

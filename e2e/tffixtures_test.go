@@ -2,9 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/base64"
-	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"math"
@@ -23,20 +20,6 @@ import (
 	"github.com/openeas/openeas/internal/easpb/tfpb"
 )
 
-// tfFixtureRef is a fixture's reference.json (scripts/tfjs-to-frozen.mjs): the tfjs inputs
-// and outputs, little-endian and base64-encoded, with their dtypes.
-type tfFixtureRef struct {
-	Inputs  []tfFixtureVal `json:"inputs"`
-	Outputs []tfFixtureVal `json:"outputs"`
-}
-
-type tfFixtureVal struct {
-	Name  string  `json:"name"`
-	DType string  `json:"dtype"`
-	Shape []int64 `json:"shape"`
-	Data  string  `json:"data"`
-}
-
 // tfFixtureCache is where scripts/tf-fixtures.sh builds the TF fixtures (make test runs it).
 func tfFixtureCache() string {
 	if d := os.Getenv("OPENEAS_CACHE"); d != "" {
@@ -50,7 +33,7 @@ func tfFixtureCache() string {
 type tfDeployment struct {
 	fixture, file, service string
 	dir                    string // the fixture directory (reference.json)
-	ref                    tfFixtureRef
+	ref                    tfRef
 	svc                    *api.Service
 }
 
@@ -164,17 +147,10 @@ func tfFixtureDeployments(t *testing.T, cache string) []*tfDeployment {
 	var deps []*tfDeployment
 	for _, ent := range ents {
 		dir := filepath.Join(cache, ent.Name())
-		b, err := os.ReadFile(filepath.Join(dir, "reference.json"))
-		if err != nil {
+		if _, err := os.Stat(filepath.Join(dir, "reference.json")); err != nil {
 			continue
 		}
-		var ref tfFixtureRef
-		if err := json.Unmarshal(b, &ref); err != nil {
-			t.Fatalf("%s/reference.json: %v", dir, err)
-		}
-		if len(ref.Inputs) == 0 || len(ref.Outputs) == 0 {
-			t.Fatalf("%s/reference.json: no inputs or no outputs", dir)
-		}
+		ref := loadTFRef(t, dir)
 		for _, file := range []string{"frozen.pb", "frozen-unfused.pb"} {
 			if _, err := os.Stat(filepath.Join(dir, file)); err != nil {
 				continue
@@ -202,21 +178,14 @@ func checkTFFixturePrediction(t *testing.T, d *easd, dep *tfDeployment) {
 	t.Helper()
 	req := &tfpb.PredictRequest{SignatureName: "serving_default", Inputs: map[string]*tfpb.ArrayProto{}}
 	for _, in := range dep.ref.Inputs {
-		raw := decodeRef(t, in)
 		a := &tfpb.ArrayProto{ArrayShape: &tfpb.ArrayShape{Dim: in.Shape}}
 		switch in.DType {
 		case "float32":
 			a.Dtype = tfpb.ArrayDataType_DT_FLOAT
-			a.FloatVal = make([]float32, len(raw)/4)
-			for i := range a.FloatVal {
-				a.FloatVal[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-			}
+			a.FloatVal = in.float32s(t)
 		case "int32":
 			a.Dtype = tfpb.ArrayDataType_DT_INT32
-			a.IntVal = make([]int32, len(raw)/4)
-			for i := range a.IntVal {
-				a.IntVal[i] = int32(binary.LittleEndian.Uint32(raw[4*i:]))
-			}
+			a.IntVal = in.int32s(t)
 		default:
 			t.Fatalf("input %s: reference dtype %q not handled by this test", in.Name, in.DType)
 		}
@@ -275,30 +244,21 @@ func checkTFFixturePrediction(t *testing.T, d *easd, dep *tfDeployment) {
 	}
 }
 
-func decodeRef(t *testing.T, v tfFixtureVal) []byte {
-	t.Helper()
-	b, err := base64.StdEncoding.DecodeString(v.Data)
-	if err != nil {
-		t.Fatalf("reference %s: bad base64: %v", v.Name, err)
-	}
-	return b
-}
-
 // refFloats is a reference value as float64s.
-func refFloats(t *testing.T, v tfFixtureVal) []float64 {
+func refFloats(t *testing.T, v tfRefTensor) []float64 {
 	t.Helper()
-	raw := decodeRef(t, v)
-	out := make([]float64, len(raw)/4)
-	for i := range out {
-		u := binary.LittleEndian.Uint32(raw[4*i:])
-		switch v.DType {
-		case "float32":
-			out[i] = float64(math.Float32frombits(u))
-		case "int32":
-			out[i] = float64(int32(u))
-		default:
-			t.Fatalf("reference %s: dtype %q not handled by this test", v.Name, v.DType)
+	var out []float64
+	switch v.DType {
+	case "float32":
+		for _, f := range v.float32s(t) {
+			out = append(out, float64(f))
 		}
+	case "int32":
+		for _, n := range v.int32s(t) {
+			out = append(out, float64(n))
+		}
+	default:
+		t.Fatalf("%s: %s: dtype %q not handled by this test", v.file, v.Name, v.DType)
 	}
 	return out
 }
