@@ -1,0 +1,225 @@
+package frame
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// echo answers with what it received: method, target, a header and the body.
+func echo(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	switch r.URL.Path {
+	case "/status":
+		http.Error(w, "teapot", http.StatusTeapot)
+		return
+	case "/block":
+		<-r.Context().Done()
+		return
+	case "/slow":
+		time.Sleep(200 * time.Millisecond)
+	}
+	w.Header().Set("Content-Type", "application/x-echo")
+	w.Header()["X-Multi"] = []string{"a", "b"}
+	w.Header().Set("Content-Length", "999") // stale on purpose: the frame carries the truth
+	fmt.Fprintf(w, "%s %s %s \"%d\"|", r.Method, r.URL.RequestURI(), r.Header.Get("X-Eas-Test"), r.ContentLength)
+	w.Write(b)
+}
+
+func start(t *testing.T, h http.HandlerFunc, maxBody int64) (*Server, *Transport, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "w.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Handler: h, MaxBody: maxBody}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	tr := NewTransport(path)
+	t.Cleanup(func() {
+		tr.Close()
+		s.Close()
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return s, tr, path
+}
+
+func send(t *testing.T, tr *Transport, ctx context.Context, method, target string, body []byte) (*http.Response, string, error) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, method, "http://worker"+target, bytes.NewReader(body))
+	req.Header.Set("X-Eas-Test", "yes")
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		return nil, "", err
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b), nil
+}
+
+func TestRoundTrips(t *testing.T) {
+	_, tr, _ := start(t, echo, 1<<20)
+	big := bytes.Repeat([]byte{0, 1, 2, 0xff}, 200_000) // 800 KB
+	for _, tt := range []struct {
+		name, method, target string
+		body                 []byte
+		status               int
+		want                 string // prefix of the answer
+	}{
+		{"post", "POST", "/predict", []byte("hello"), 200, `POST /predict yes "5"|hello`},
+		{"query and empty body", "GET", "/predict/v2/models/m?x=1&y=%20", nil, 200, `GET /predict/v2/models/m?x=1&y=%20 yes "0"|`},
+		{"large body", "POST", "/p", big, 200, `POST /p yes "800000"|`},
+		{"status and error text", "POST", "/status", nil, 418, "teapot"},
+		{"too large", "POST", "/p", make([]byte, 1<<20+1), 413, "request body too large"},
+		{"usable after 413", "POST", "/p", []byte("x"), 200, `POST /p yes "1"|x`},
+	} {
+		resp, got, err := send(t, tr, context.Background(), tt.method, tt.target, tt.body)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if resp.StatusCode != tt.status || !strings.HasPrefix(got, tt.want) {
+			t.Errorf("%s: %d %.80q, want %d %.80q", tt.name, resp.StatusCode, got, tt.status, tt.want)
+		}
+		if tt.status == 200 {
+			if resp.Header.Get("Content-Type") != "application/x-echo" || strings.Join(resp.Header["X-Multi"], ",") != "a,b" ||
+				resp.Header.Get("Content-Length") != "" || resp.ContentLength != int64(len(got)) {
+				t.Errorf("%s: header %v, length %d", tt.name, resp.Header, resp.ContentLength)
+			}
+		}
+		if tt.name == "large body" && !bytes.Equal([]byte(got[len(tt.want):]), big) {
+			t.Errorf("large body: answer differs from the request body")
+		}
+	}
+	if n := len(tr.idleList); n != 1 {
+		t.Errorf("%d idle connections after sequential requests, want 1 (reused)", n)
+	}
+}
+
+func TestConcurrentRequests(t *testing.T) {
+	_, tr, _ := start(t, echo, 1<<20)
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 50 {
+				body := fmt.Sprintf("g%d-i%d", g, i)
+				resp, got, err := send(t, tr, context.Background(), "POST", "/predict", []byte(body))
+				if err != nil || resp.StatusCode != 200 || !strings.HasSuffix(got, "|"+body) {
+					t.Errorf("%s: %v %q", body, err, got)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestCancelClosesTheRequest(t *testing.T) {
+	_, tr, _ := start(t, echo, 1<<20)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	// /block answers only when the server closes: only the cancellation can end this.
+	if _, _, err := send(t, tr, ctx, "POST", "/block", nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("cancelled request: %v, want context.DeadlineExceeded", err)
+	}
+	if _, got, err := send(t, tr, context.Background(), "POST", "/p", []byte("after")); err != nil || !strings.HasSuffix(got, "|after") {
+		t.Errorf("request after a cancelled one: %v %q", err, got)
+	}
+}
+
+func TestStaleIdleConnectionIsReplaced(t *testing.T) {
+	s, tr, _ := start(t, echo, 1<<20)
+	if _, _, err := send(t, tr, context.Background(), "POST", "/p", nil); err != nil {
+		t.Fatal(err)
+	}
+	// The server drops its idle connection (as a restarting worker would).
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	time.Sleep(20 * time.Millisecond)
+	if _, got, err := send(t, tr, context.Background(), "POST", "/p", []byte("again")); err != nil || !strings.HasSuffix(got, "|again") {
+		t.Fatalf("request on a dead idle connection: %v %q, want a transparent retry", err, got)
+	}
+}
+
+func TestShutdownDrains(t *testing.T) {
+	s, tr, path := start(t, echo, 1<<20)
+	// An idle connection, and a request in flight.
+	if _, _, err := send(t, tr, context.Background(), "POST", "/p", nil); err != nil {
+		t.Fatal(err)
+	}
+	tr2 := NewTransport(path)
+	defer tr2.Close()
+	answered := make(chan string, 1)
+	go func() {
+		_, got, err := send(t, tr2, context.Background(), "POST", "/slow", []byte("in flight"))
+		if err != nil {
+			got = err.Error()
+		}
+		answered <- got
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-answered:
+		if !strings.HasSuffix(got, "|in flight") {
+			t.Errorf("in-flight request during shutdown: %q", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the in-flight request was never answered")
+	}
+	_, _, err := send(t, NewTransport(path), context.Background(), "POST", "/p", nil)
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "dial" {
+		t.Errorf("request after shutdown: %v, want a dial error (safe to send elsewhere)", err)
+	}
+}
+
+func TestShutdownGivesUpAtDeadline(t *testing.T) {
+	s, tr, _ := start(t, echo, 1<<20)
+	go send(t, tr, context.Background(), "POST", "/block", nil)
+	time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown with a request that never ends: %v", err)
+	}
+}
+
+func TestMalformedFramesCloseTheConnection(t *testing.T) {
+	_, _, path := start(t, echo, 1<<20)
+	for _, raw := range [][]byte{
+		{9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},                  // unknown version
+		{1, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0},      // meta too large
+		{1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0},            // truncated request line
+		{1, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 'x'}, // a header name without value... and EOF
+	} {
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write(raw)
+		c.(*net.UnixConn).CloseWrite()
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		b, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || len(b) != 0 {
+			t.Errorf("frame % x: answer %q, err %v; want the connection closed without an answer", raw, b, err)
+		}
+	}
+}
