@@ -54,10 +54,13 @@ func TestBatchingBitForBit(t *testing.T) {
 		for c := range phase.clients {
 			wg.Go(func() {
 				x := image(phase.rows, c*10+phase.rows)
-				got, err := b.Predict(context.Background(), map[string]*tensor.Tensor{in: x}, nil)
+				got, n, err := b.Predict(context.Background(), map[string]*tensor.Tensor{in: x}, nil)
 				if err != nil {
 					t.Errorf("client %d: %v", c, err)
 					return
+				}
+				if n != phase.clients {
+					t.Errorf("client %d: batch of %d requests reported, want %d", c, n, phase.clients)
 				}
 				want, err := proc.Predict(context.Background(), map[string]*tensor.Tensor{in: x}, nil)
 				if err != nil {

@@ -55,6 +55,7 @@ func run(args []string) int {
 	name := fs.String("name", "", "service name (also the Open Inference Protocol model name); required")
 	listen := fs.String("listen", "127.0.0.1:0", "address to serve on; loopback only unless --allow-remote")
 	allowRemote := fs.Bool("allow-remote", false, "allow a --listen address that is not loopback")
+	listenUnix := fs.String("listen-unix", "", "also serve the local gateway's framed protocol on this unix socket path (only this user may connect)")
 	ortLib := fs.String("ort-lib", "", "ONNX Runtime library (default: $"+envORTLib+", else libonnxruntime.so.1 next to this executable)")
 	torchShim := fs.String("torch-shim", "", "libtorch shim "+torch.ShimName+" (default: $"+envTorchShim+", else the one next to this executable)")
 	maxBody := fs.Int64("max-body", worker.DefaultMaxBody, "largest request body in bytes (larger: HTTP 413)")
@@ -131,6 +132,14 @@ func run(args []string) int {
 		log.Error("listen", "err", err)
 		return 1
 	}
+	var frameLn net.Listener
+	if *listenUnix != "" {
+		if frameLn, err = listenSocket(*listenUnix); err != nil {
+			worker.ReportFailure(os.Stdout, err)
+			log.Error("listen", "err", err)
+			return 1
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	err = worker.Run(ctx, ln, worker.Options{
@@ -157,6 +166,7 @@ func run(args []string) int {
 		MaxBatchWait:    *batchWait,
 		ShutdownTimeout: 30 * time.Second,
 		WarmUp:          *warmUp,
+		FrameListener:   frameLn,
 		Events:          os.Stdout,
 		Logger:          log,
 	})
@@ -181,4 +191,20 @@ func checkListen(addr string, allowRemote bool) error {
 		return nil
 	}
 	return errors.New("--listen " + addr + " is not a loopback address; pass --allow-remote to serve other machines")
+}
+
+// listenSocket listens on a unix socket only this user may connect to: workers trust their
+// callers (the gateway does authentication). A stale socket file from a killed worker of the
+// same path is replaced.
+func listenSocket(path string) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		os.Remove(path)
+	}
+	old := syscall.Umask(0o077)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("--listen-unix: %w", err)
+	}
+	return ln, nil
 }

@@ -126,6 +126,7 @@ func serveFlags(o *daemon.Options) *flag.FlagSet {
 	fs.StringVar(&o.S3.Endpoint, "s3-endpoint", "", "endpoint for s3:// paths (default $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else s3.amazonaws.com)")
 	fs.StringVar(&o.S3.Addressing, "s3-addressing", "auto", "s3:// request style: auto (virtual-host for amazonaws.com, else path), path or virtual")
 	fs.StringVar(&o.BundleStore, "bundle-store", "", "where sealed bundles and plugin results are shared between easd processes: local (the data dir only), a directory, oss://bucket/prefix or s3://bucket/prefix (default $EASD_BUNDLE_STORE, else local)")
+	fs.StringVar(&o.WorkerTransport, "worker-transport", daemon.WorkerTransportUnix, "how the gateway reaches local workers: unix (a framed protocol on private unix sockets; fastest) or http (HTTP to each worker's loopback port)")
 	fs.StringVar(&o.GPUFallback, "gpu-fallback", daemon.GPUFallbackCPU, "a GPU processor (pytorch_gpu, tensorflow_gpu_*, onnxruntime_gpu) on a host without a GPU runtime for it: cpu (serve it on CPU, with a Warning event) or refuse (fail the create)")
 	fs.StringVar(&o.Scheduler, "scheduler", "local", "where instances run: local (eas-worker processes on this machine) or kubernetes (pods; see docs/kubernetes.md)")
 	fs.StringVar(&o.Kube.Kubeconfig, "kubeconfig", "", "kubeconfig file for --scheduler kubernetes (default: in-cluster credentials, else $KUBECONFIG or ~/.kube/config)")

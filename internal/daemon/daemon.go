@@ -73,7 +73,17 @@ type Options struct {
 	// runtime for: GPUFallbackCPU ("" too) serves it on CPU with a Warning event,
 	// GPUFallbackRefuse refuses the service at create.
 	GPUFallback string
+	// WorkerTransport is how the gateway reaches local workers: WorkerTransportUnix ("" too:
+	// package frame over a unix socket in a private temporary directory) or
+	// WorkerTransportHTTP (HTTP to the worker's loopback port).
+	WorkerTransport string
 }
+
+// WorkerTransport values.
+const (
+	WorkerTransportUnix = "unix"
+	WorkerTransportHTTP = "http"
+)
 
 // GPUFallback values.
 const (
@@ -92,6 +102,11 @@ func Run(ctx context.Context, o Options) error {
 	case "", GPUFallbackCPU, GPUFallbackRefuse:
 	default:
 		return fmt.Errorf("gpu fallback %q: want %s or %s", o.GPUFallback, GPUFallbackCPU, GPUFallbackRefuse)
+	}
+	switch o.WorkerTransport {
+	case "", WorkerTransportUnix, WorkerTransportHTTP:
+	default:
+		return fmt.Errorf("worker transport %q: want %s or %s", o.WorkerTransport, WorkerTransportUnix, WorkerTransportHTTP)
 	}
 	if err := prepareDataDir(o.DataDir); err != nil {
 		return err
@@ -171,8 +186,18 @@ func Run(ctx context.Context, o Options) error {
 	switch o.Scheduler {
 	case "", SchedulerLocal:
 		o.Scheduler = SchedulerLocal
+		var sockets string
+		if o.WorkerTransport != WorkerTransportHTTP {
+			// Short and private (0700): socket paths must fit in 108 bytes, and workers
+			// trust whoever connects.
+			if sockets, err = os.MkdirTemp("", "openeas-"); err != nil {
+				return fmt.Errorf("worker socket directory: %w", err)
+			}
+			defer os.RemoveAll(sockets)
+		}
 		sched = scheduler.NewLocal(scheduler.Options{
-			WorkerBinary: worker, WorkerArgs: o.WorkerArgs, WorkerEnv: o.WorkerEnv, Router: router{gw, mets}, Logger: log, Events: schedEvents,
+			WorkerBinary: worker, WorkerArgs: o.WorkerArgs, WorkerEnv: o.WorkerEnv, SocketDir: sockets,
+			Router: router{gw, mets}, Logger: log, Events: schedEvents,
 		})
 	case SchedulerKubernetes:
 		kb, err := newKubeBackend(o, st, shared, router{gw, mets}, schedEvents, gpuCheck, log)
@@ -359,7 +384,7 @@ type router struct {
 func (r router) SetEndpoints(service string, eps []scheduler.Endpoint) {
 	out := make([]gateway.Endpoint, len(eps))
 	for i, e := range eps {
-		out[i] = gateway.Endpoint{ID: e.ID, Addr: e.Addr, Version: e.Version}
+		out[i] = gateway.Endpoint{ID: e.ID, Addr: e.Addr, Socket: e.Socket, Version: e.Version}
 	}
 	r.gw.SetEndpoints(service, out)
 	r.mets.SetReady(service, len(eps))

@@ -10,12 +10,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/openeas/openeas/internal/frame"
 )
 
 type fakeServices map[string]string
@@ -192,55 +195,108 @@ func TestNotFoundAndUnavailable(t *testing.T) {
 	}
 }
 
-func TestForwarding(t *testing.T) {
-	var seen *http.Request
-	var seenBody string
-	wsrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		seen, seenBody = r, string(b)
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		w.Header().Set("X-Answer", "yes")
-		w.WriteHeader(450) // queue full passes through unchanged
-		io.WriteString(w, "queue is full")
-	}))
-	defer wsrv.Close()
-	g, front := newGateway(t, fakeServices{"m1": token})
-	g.SetEndpoints("m1", []Endpoint{{ID: "i1", Addr: strings.TrimPrefix(wsrv.URL, "http://")}})
+// serveWorker serves h as a worker does: HTTP on a loopback port, and with frame also the
+// framed protocol on a unix socket, which the returned Endpoint then names.
+func serveWorker(t *testing.T, id string, h http.Handler, withFrame bool) Endpoint {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	ep := Endpoint{ID: id, Addr: strings.TrimPrefix(srv.URL, "http://")}
+	if withFrame {
+		ep.Socket = filepath.Join(t.TempDir(), "w.sock")
+		ln, err := net.Listen("unix", ep.Socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs := &frame.Server{Handler: h}
+		go fs.Serve(ln)
+		t.Cleanup(func() { fs.Close() })
+	}
+	return ep
+}
 
-	code, body, hdr := post(t, front.URL+"/api/predict/m1/v2/models/m1/infer?a=1&b=2", token, map[string]string{
-		"Content-Type":                    "application/octet-stream",
-		"Inference-Header-Content-Length": "12",
-		"X-EAS-Debug":                     "1",
-		"Cookie":                          "secret",
-	}, "binary\x00payload")
-	if code != 450 || body != "queue is full" || hdr.Get("X-Answer") != "yes" || hdr.Get("Content-Type") != "application/x-protobuf" {
-		t.Errorf("answer = %d %q %v", code, body, hdr)
+// TestForwarding: what reaches the worker and what comes back, over HTTP and over the
+// framed unix socket alike.
+func TestForwarding(t *testing.T) {
+	for _, transport := range []string{"http", "frame"} {
+		t.Run(transport, func(t *testing.T) {
+			var seen *http.Request
+			var seenBody string
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				seen, seenBody = r, string(b)
+				w.Header().Set("Content-Type", "application/x-protobuf")
+				w.Header().Set("X-Answer", "yes")
+				w.WriteHeader(450) // queue full passes through unchanged
+				io.WriteString(w, "queue is full")
+			})
+			g, front := newGateway(t, fakeServices{"m1": token})
+			g.SetEndpoints("m1", []Endpoint{serveWorker(t, "i1", h, transport == "frame")})
+
+			code, body, hdr := post(t, front.URL+"/api/predict/m1/v2/models/m1/infer?a=1&b=2", token, map[string]string{
+				"Content-Type":                    "application/octet-stream",
+				"Inference-Header-Content-Length": "12",
+				"X-EAS-Debug":                     "1",
+				"Cookie":                          "secret",
+			}, "binary\x00payload")
+			if code != 450 || body != "queue is full" || hdr.Get("X-Answer") != "yes" || hdr.Get("Content-Type") != "application/x-protobuf" {
+				t.Errorf("answer = %d %q %v", code, body, hdr)
+			}
+			if seen.URL.Path != "/predict/v2/models/m1/infer" || seen.URL.RawQuery != "a=1&b=2" || seen.Method != "POST" {
+				t.Errorf("worker saw %s %s?%s", seen.Method, seen.URL.Path, seen.URL.RawQuery)
+			}
+			if seenBody != "binary\x00payload" || seen.ContentLength != int64(len(seenBody)) {
+				t.Errorf("worker body = %q (len %d)", seenBody, seen.ContentLength)
+			}
+			for k, want := range map[string]string{
+				"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": "12",
+				"X-Eas-Debug": "1", "Authorization": "", "Cookie": "",
+			} {
+				if got := seen.Header.Get(k); got != want {
+					t.Errorf("worker header %s = %q, want %q", k, got, want)
+				}
+			}
+
+			// A bare /api/predict/{name} goes to /predict; GET works too.
+			req, _ := http.NewRequest("GET", front.URL+"/api/predict/m1", nil)
+			req.Header.Set("Authorization", token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if seen.URL.Path != "/predict" || seen.Method != "GET" {
+				t.Errorf("worker saw %s %s", seen.Method, seen.URL.Path)
+			}
+		})
 	}
-	if seen.URL.Path != "/predict/v2/models/m1/infer" || seen.URL.RawQuery != "a=1&b=2" || seen.Method != "POST" {
-		t.Errorf("worker saw %s %s?%s", seen.Method, seen.URL.Path, seen.URL.RawQuery)
-	}
-	if seenBody != "binary\x00payload" || seen.ContentLength != int64(len(seenBody)) {
-		t.Errorf("worker body = %q (len %d)", seenBody, seen.ContentLength)
-	}
-	for k, want := range map[string]string{
-		"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": "12",
-		"X-Eas-Debug": "1", "Authorization": "", "Cookie": "",
-	} {
-		if got := seen.Header.Get(k); got != want {
-			t.Errorf("worker header %s = %q, want %q", k, got, want)
+}
+
+// TestFrameSocketGone: a worker whose socket cannot be reached is a dial error, retried on
+// another instance; an instance that leaves the ready set has its idle connections closed.
+func TestFrameSocketGone(t *testing.T) {
+	live := newWorker(t, "live", false)
+	g, front := newGateway(t, fakeServices{"m1": token})
+	dead := Endpoint{ID: "dead", Addr: deadAddr(t), Socket: filepath.Join(t.TempDir(), "gone.sock")}
+	g.SetEndpoints("m1", []Endpoint{dead, live.ep()})
+	for i := range 4 {
+		if code, b, _ := post(t, front.URL+"/api/predict/m1", token, nil, "payload"); code != 200 || b != "live" {
+			t.Fatalf("request %d: %d %q, want the live worker after a retry", i, code, b)
 		}
 	}
 
-	// A bare /api/predict/{name} goes to /predict; GET works too.
-	req, _ := http.NewRequest("GET", front.URL+"/api/predict/m1", nil)
-	req.Header.Set("Authorization", token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	ok := serveWorker(t, "f1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "framed") }), true)
+	g.SetEndpoints("m1", []Endpoint{ok})
+	if code, b, _ := post(t, front.URL+"/api/predict/m1", token, nil, "x"); code != 200 || b != "framed" {
+		t.Fatalf("framed worker: %d %q", code, b)
 	}
-	resp.Body.Close()
-	if seen.URL.Path != "/predict" || seen.Method != "GET" {
-		t.Errorf("worker saw %s %s", seen.Method, seen.URL.Path)
+	b := (*(*g.pools.Load())["m1"].backends.Load())[0]
+	g.SetEndpoints("m1", []Endpoint{live.ep()})
+	if code, body, _ := post(t, front.URL+"/api/predict/m1", token, nil, "x"); code != 200 || body != "live" {
+		t.Fatalf("after the framed worker left: %d %q", code, body)
+	}
+	if !b.frame.Closed() {
+		t.Error("the framed worker left the ready set but its transport stays open")
 	}
 }
 

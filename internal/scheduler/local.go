@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
@@ -21,6 +22,10 @@ type Options struct {
 	// WorkerBinary WorkerArgs... --bundle DIR --name SERVICE --listen 127.0.0.1:0
 	WorkerBinary string
 	WorkerArgs   []string
+	// SocketDir, when set, is a private directory (mode 0700) where each worker also serves
+	// the gateway's framed protocol on a unix socket (--listen-unix), reported as
+	// Endpoint.Socket. Empty: workers serve TCP only.
+	SocketDir string
 	// WorkerEnv, when not nil, is the whole environment of worker processes (plus each
 	// deployment's Env); nil means they inherit this process's environment.
 	WorkerEnv []string
@@ -66,6 +71,7 @@ type Local struct {
 	services map[string]*service
 	ran      bool
 	closing  bool
+	starts   int // worker processes started; names their sockets
 }
 
 type service struct {
@@ -91,6 +97,7 @@ type instance struct {
 	// Guarded by Local.mu.
 	state    InstanceState
 	addr     string
+	socket   string // the frame socket, when the worker serves one
 	pid      int
 	restarts int
 	started  time.Time
@@ -382,7 +389,7 @@ func (l *Local) routeLocked(svc *service) {
 	var eps []Endpoint
 	for _, inst := range svc.insts {
 		if inst.state == StateReady && inst.admitted && !inst.removing {
-			eps = append(eps, Endpoint{ID: inst.id, Addr: inst.addr, Version: inst.version})
+			eps = append(eps, Endpoint{ID: inst.id, Addr: inst.addr, Socket: inst.socket, Version: inst.version})
 		}
 	}
 	if slices.Equal(eps, svc.routed) {
@@ -498,7 +505,7 @@ func (l *Local) supervise(inst *instance) {
 		failures++
 		delay := min(l.opts.BackoffMin<<min(failures-1, 20), l.opts.BackoffMax)
 		l.mu.Lock()
-		inst.state, inst.lastErr, inst.addr, inst.pid = StateRestarting, why, "", 0
+		inst.state, inst.lastErr, inst.addr, inst.socket, inst.pid = StateRestarting, why, "", "", 0
 		l.routeLocked(inst.svc) // out of routing at once
 		l.mu.Unlock()
 		l.event(inst.svc.name, "Warning", fmt.Sprintf("instance %s: %s; restarting in %s", inst.id, why, delay))
@@ -520,6 +527,14 @@ func (l *Local) start(inst *instance) (*proc, error) {
 	// The fixed flags come last: with Go's flag package the last occurrence wins.
 	args := slices.Concat(l.opts.WorkerArgs, inst.args,
 		[]string{"--bundle", inst.bundleDir, "--name", inst.svc.name, "--listen", "127.0.0.1:0"})
+	if l.opts.SocketDir != "" {
+		// Short names: a unix socket path must fit in 108 bytes.
+		l.mu.Lock()
+		l.starts++
+		n := l.starts
+		l.mu.Unlock()
+		args = append(args, "--listen-unix", filepath.Join(l.opts.SocketDir, fmt.Sprintf("w%d.sock", n)))
+	}
 	cmd := exec.Command(l.opts.WorkerBinary, args...)
 	if l.opts.WorkerEnv != nil {
 		cmd.Env = slices.Concat(l.opts.WorkerEnv, inst.env)
@@ -547,7 +562,7 @@ func (l *Local) start(inst *instance) (*proc, error) {
 	p.pid = cmd.Process.Pid
 	go p.wait(cmd)
 	l.mu.Lock()
-	inst.pid, inst.started, inst.addr = p.pid, time.Now(), ""
+	inst.pid, inst.started, inst.addr, inst.socket = p.pid, time.Now(), "", ""
 	l.mu.Unlock()
 	l.log.Debug("worker started", "instance", inst.id, "pid", p.pid)
 	return p, nil
@@ -577,7 +592,7 @@ func (l *Local) awaitReady(inst *instance, p *proc) (ok, stopped bool, reason st
 
 // setReady records that p is ready and routes it if it may take traffic.
 func (l *Local) setReady(inst *instance, p *proc, restarted bool) {
-	addr := p.address()
+	addr, socket := p.address(), p.socketPath()
 	p.mu.Lock()
 	warmUp, warmTime, runtime, loadTime := p.warmUp, p.warmTime, p.runtime, p.loadTime
 	p.mu.Unlock()
@@ -588,7 +603,7 @@ func (l *Local) setReady(inst *instance, p *proc, restarted bool) {
 		l.event(inst.svc.name, "Normal", fmt.Sprintf("warm-up: %d request(s) in %s on instance %s", warmUp, warmTime, inst.id))
 	}
 	l.mu.Lock()
-	inst.state, inst.addr = StateReady, addr
+	inst.state, inst.addr, inst.socket = StateReady, addr, socket
 	l.routeLocked(inst.svc)
 	l.mu.Unlock()
 	if restarted {

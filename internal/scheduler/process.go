@@ -32,6 +32,7 @@ type proc struct {
 
 	mu       sync.Mutex // guards the fields below
 	addr     string
+	socket   string // the frame socket, when the worker serves one
 	loadTime time.Duration
 	warmUp   int           // warm-up requests replayed before ready
 	warmTime time.Duration // how long they took
@@ -48,6 +49,7 @@ func newProc() *proc {
 type workerEvent struct {
 	Event  string `json:"event"`
 	Addr   string `json:"addr"`
+	Socket string `json:"socket"` // the frame socket (--listen-unix), when served
 	LoadMS int64  `json:"load_ms"`
 	Error  string `json:"error"`
 	// Warm-up requests replayed before ready (warm_up_data_path), and how long they took.
@@ -69,7 +71,7 @@ func (p *proc) handleLine(line []byte) {
 	defer p.mu.Unlock()
 	switch ev.Event {
 	case "listening":
-		p.addr = ev.Addr
+		p.addr, p.socket = ev.Addr, ev.Socket
 	case "ready":
 		if p.addr == "" {
 			if p.failed == "" {
@@ -95,6 +97,12 @@ func (p *proc) address() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.addr
+}
+
+func (p *proc) socketPath() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.socket
 }
 
 // wait reaps the process and closes done.

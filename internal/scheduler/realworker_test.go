@@ -3,12 +3,15 @@ package scheduler
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/openeas/openeas/internal/frame"
 )
 
 // TestRealWorker checks the process contract between this package and cmd/eas-worker: the
@@ -22,7 +25,8 @@ func TestRealWorker(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", exe, "../../cmd/eas-worker").CombinedOutput(); err != nil {
 		t.Fatalf("build eas-worker: %v\n%s", err, out)
 	}
-	h := start(t, func(o *Options) { o.WorkerBinary = exe })
+	sockets := t.TempDir()
+	h := start(t, func(o *Options) { o.WorkerBinary, o.SocketDir = exe, sockets })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -56,6 +60,21 @@ func TestRealWorker(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 200 || meta.Name != "cls" {
 			t.Errorf("%s metadata: %d %+v", ep.Addr, resp.StatusCode, meta)
+		}
+		// The same through the framed protocol on the worker's private socket.
+		fi, err := os.Stat(ep.Socket)
+		if err != nil || filepath.Dir(ep.Socket) != sockets || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm()&0o077 != 0 {
+			t.Fatalf("endpoint socket %q: %v %v; want a socket only its owner may use, in %s", ep.Socket, fi, err, sockets)
+		}
+		req, _ := http.NewRequest("GET", "http://worker/predict/v2/models/cls", nil)
+		fresp, err := frame.NewTransport(ep.Socket).RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fmeta struct{ Name string }
+		json.NewDecoder(fresp.Body).Decode(&fmeta)
+		if fresp.StatusCode != 200 || fmeta.Name != "cls" {
+			t.Errorf("%s metadata over the socket: %d %+v", ep.Socket, fresp.StatusCode, fmeta)
 		}
 	}
 	pids := h.started()

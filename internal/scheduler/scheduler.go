@@ -82,7 +82,8 @@ type Status struct {
 // Endpoint is one routable instance.
 type Endpoint struct {
 	ID      string
-	Addr    string
+	Addr    string // host:port of the worker's HTTP server
+	Socket  string // unix socket of its framed protocol (package frame); "" when none
 	Version int
 }
 

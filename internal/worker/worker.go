@@ -28,6 +28,7 @@ import (
 	"github.com/openeas/openeas/internal/batcher"
 	"github.com/openeas/openeas/internal/bundle"
 	"github.com/openeas/openeas/internal/codec"
+	"github.com/openeas/openeas/internal/frame"
 	"github.com/openeas/openeas/internal/processor"
 	"github.com/openeas/openeas/internal/tensor"
 )
@@ -64,6 +65,10 @@ type Options struct {
 	// WarmUp runs one synthetic request before reporting ready when the bundle has no
 	// warm-up data (a bundle's warm-up requests always run).
 	WarmUp bool
+
+	// FrameListener, when set, is a unix socket Run also serves, with package frame: the
+	// local gateway's fast path. Its address is reported in the "listening" event.
+	FrameListener net.Listener
 
 	Events io.Writer    // where the JSON event lines go (the process's stdout); nil: discarded
 	Logger *slog.Logger // nil: discarded
@@ -283,14 +288,30 @@ func Run(ctx context.Context, ln net.Listener, opts Options) error {
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
-	ev.emit(event{Event: "listening", Addr: ln.Addr().String()})
+	listening := event{Event: "listening", Addr: ln.Addr().String()}
+	var fsrv *frame.Server
+	if opts.FrameListener != nil {
+		fsrv = &frame.Server{Handler: srv.Handler, MaxBody: s.opts.MaxBody, Logger: s.log}
+		go func() { serveErr <- fsrv.Serve(opts.FrameListener) }()
+		listening.Socket = opts.FrameListener.Addr().String()
+	}
+	ev.emit(listening)
 
 	shutdown := func() error {
 		sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
 		defer cancel()
+		var fdone chan error
+		if fsrv != nil {
+			// Both drain at once: the gateway may use either.
+			fdone = make(chan error, 1)
+			go func() { fdone <- fsrv.Shutdown(sctx) }()
+		}
 		err := srv.Shutdown(sctx)
+		if fdone != nil {
+			err = errors.Join(err, <-fdone)
+		}
 		if cerr := s.Close(); cerr != nil {
 			s.log.Warn("close processor", "err", cerr)
 		}
@@ -344,6 +365,7 @@ func Run(ctx context.Context, ln net.Listener, opts Options) error {
 type event struct {
 	Event  string `json:"event"`
 	Addr   string `json:"addr,omitempty"`
+	Socket string `json:"socket,omitempty"` // the frame socket, when served
 	LoadMS *int64 `json:"load_ms,omitempty"`
 	// The bundle's warm-up requests replayed before ready, and how long they took.
 	WarmUpRequests *int64 `json:"warmup_requests,omitempty"`
