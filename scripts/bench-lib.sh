@@ -19,18 +19,22 @@ bench_cleanup() {
 }
 trap bench_cleanup EXIT
 
-# start_easd: starts easd on a free loopback port; sets EAS_ENDPOINT and EAS_ADMIN_TOKEN.
+# start_easd [TAG [EASD FLAGS...]]: starts easd on a free loopback port, on data dir
+# $WORK/data (or $WORK/data-TAG); sets EAS_ENDPOINT and EAS_ADMIN_TOKEN.
 start_easd() {
-	"$BIN/easd" serve --data-dir "$WORK/data" --listen 127.0.0.1:0 >"$WORK/easd.log" 2>&1 &
+	local tag=${1:-}
+	[ $# -gt 0 ] && shift
+	local data=$WORK/data${tag:+-$tag} log=$WORK/easd${tag:+-$tag}.log
+	"$BIN/easd" serve --data-dir "$data" --listen 127.0.0.1:0 "$@" >"$log" 2>&1 &
 	PIDS+=($!)
 	local addr="" i
 	for i in $(seq 300); do
-		addr=$(grep -o 'easd serving.*addr=127\.0\.0\.1:[0-9]*' "$WORK/easd.log" | grep -o '127\.0\.0\.1:[0-9]*' | head -1 || true)
+		addr=$(grep -o 'easd serving.*addr=127\.0\.0\.1:[0-9]*' "$log" | grep -o '127\.0\.0\.1:[0-9]*' | head -1 || true)
 		[ -n "$addr" ] && break
 		sleep 0.1
 	done
-	[ -n "$addr" ] || { echo "easd did not start:"; cat "$WORK/easd.log"; exit 1; }
-	export EAS_ENDPOINT=http://$addr EAS_ADMIN_TOKEN=$(cat "$WORK/data/admin.token")
+	[ -n "$addr" ] || { echo "easd did not start:"; cat "$log"; exit 1; }
+	export EAS_ENDPOINT=http://$addr EAS_ADMIN_TOKEN=$(cat "$data/admin.token")
 	EASD_ADDR=$addr
 	EASD_PID=${PIDS[-1]}
 }

@@ -2,7 +2,9 @@
 # Overhead benchmark: the tiny MLP (bench/testdata/mlp.onnx) run three ways in the same run,
 #   inproc  - in this machine's process with ONNX Runtime (bench/inproc), the baseline;
 #   direct  - through one eas-worker over loopback HTTP (codec + worker, no gateway);
-#   gateway - through easd's gateway and a worker, as users call it;
+#   gateway - through easd's gateway and a worker, as users call it (gateway→worker: frames
+#             on a unix socket, the default);
+#   gateway-http - the same through a second easd with --worker-transport http;
 # at concurrency 1 (latency) and 16 (throughput), BENCH_REPS times (default 3), each run
 # BENCH_DURATION long (default 5s). The load generator is eascmd bench on the same machine.
 # Results: $BENCH_RESULTS/overhead-*.json and overhead.tsv (one line per run). Usage: scripts/bench-overhead.sh
@@ -18,10 +20,13 @@ if [ -z "$INPROC" ]; then
 fi
 rm -f "$RESULTS"/overhead-*.json "$RESULTS/overhead.tsv"
 
-start_easd
 cat >"$WORK/mlp.json" <<JSON
 {"name": "mlp", "model_path": "$PWD/bench/testdata/mlp.onnx", "processor": "onnxruntime_cpu", "metadata": {"instance": 1}}
 JSON
+start_easd http --worker-transport http
+eascmd create "$WORK/mlp.json" >"$WORK/create-http.out" || { cat "$WORK/create-http.out"; exit 1; }
+HTTP_ENDPOINT=$EAS_ENDPOINT HTTP_TOKEN=$EAS_ADMIN_TOKEN
+start_easd
 eascmd create "$WORK/mlp.json" >"$WORK/create.out" || { cat "$WORK/create.out"; exit 1; }
 eascmd desc mlp -o json >"$WORK/desc.json"
 bundle=$(json_field "$WORK/desc.json" Image)
@@ -34,6 +39,7 @@ run_one() { # target conc rep
 	inproc) "$INPROC" --model bench/testdata/mlp.onnx -c "$2" -d "$DUR" >"$out" ;;
 	direct) eascmd bench mlp -c "$2" -d "$DUR" --data "$WORK/req.pb" --url "http://$DIRECT_ADDR/predict" --token none -o json >"$out" ;;
 	gateway) eascmd bench mlp -c "$2" -d "$DUR" --data "$WORK/req.pb" -o json >"$out" ;;
+	gateway-http) EAS_ENDPOINT=$HTTP_ENDPOINT EAS_ADMIN_TOKEN=$HTTP_TOKEN eascmd bench mlp -c "$2" -d "$DUR" --data "$WORK/req.pb" -o json >"$out" ;;
 	esac
 	local rps p50 p99
 	rps=$(json_field "$out" throughput_rps) p50=$(json_field "$out" p50_ns) p99=$(json_field "$out" p99_ns)
@@ -43,10 +49,11 @@ run_one() { # target conc rep
 
 # Warm every path (connections, ORT arenas, Go heaps) before measuring.
 eascmd bench mlp -c 16 -d 1s --data "$WORK/req.pb" >/dev/null
+EAS_ENDPOINT=$HTTP_ENDPOINT EAS_ADMIN_TOKEN=$HTTP_TOKEN eascmd bench mlp -c 16 -d 1s --data "$WORK/req.pb" >/dev/null
 eascmd bench mlp -c 16 -d 1s --data "$WORK/req.pb" --url "http://$DIRECT_ADDR/predict" --token none >/dev/null
 for rep in $(seq "$REPS"); do
 	for c in 1 16; do
-		for target in inproc direct gateway; do
+		for target in inproc direct gateway-http gateway; do
 			run_one "$target" "$c" "$rep"
 		done
 	done

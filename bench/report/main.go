@@ -145,7 +145,7 @@ func render(runs map[key][]run, machine, command, date string) string {
 	fmt.Fprintf(&b, "Machine: %s. Date: %s. Command: `%s`. %d repetitions; each cell is the median (min–max).\n\n", machine, date, command, reps)
 	b.WriteString("| path | c | requests/s | p50 µs | p99 µs |\n|---|---|---|---|---|\n")
 	for _, c := range []int{1, 16} {
-		for _, t := range []string{"inproc", "direct", "gateway"} {
+		for _, t := range []string{"inproc", "direct", "gateway-http", "gateway"} {
 			rs := runs[key{t, c}]
 			if len(rs) == 0 {
 				continue
@@ -163,6 +163,11 @@ func render(runs map[key][]run, machine, command, date string) string {
 	fmt.Fprintf(&b, "| p50 ratio at c=1 (gateway / inproc) | | %s× |\n", stat(paired(gw1, in1, func(g, i run) float64 { return g.p50 / i.p50 })))
 	fmt.Fprintf(&b, "| requests/s at c=16 through the gateway | ≥ 10,000 | %s |\n", stat(field(gw16, func(r run) float64 { return r.rps })))
 	fmt.Fprintf(&b, "| throughput ratio at c=16 (gateway / inproc) | | %s× |\n", stat(paired(gw16, in16, func(g, i run) float64 { return g.rps / i.rps })))
+	if h16 := runs[key{"gateway-http", 16}]; len(h16) > 0 {
+		h1 := runs[key{"gateway-http", 1}]
+		fmt.Fprintf(&b, "| p50 at c=1, unix-socket frames / HTTP to the worker (gateway / gateway-http) | | %s× |\n", stat(paired(gw1, h1, func(g, h run) float64 { return g.p50 / h.p50 })))
+		fmt.Fprintf(&b, "| requests/s at c=16, unix-socket frames / HTTP to the worker | | %s× |\n", stat(paired(gw16, h16, func(g, h run) float64 { return g.rps / h.rps })))
+	}
 	b.WriteString(endMark)
 	return b.String()
 }
