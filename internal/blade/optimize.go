@@ -259,7 +259,7 @@ func (op *optimizer) evaluate(ctx context.Context, c *candidate) {
 		return
 	}
 	defer s.Close()
-	budget := op.o.Accuracy.budgetFor(c.level)
+	budget := op.o.Accuracy.BudgetFor(c.level)
 	cmp := make([]*outputCompare, len(op.outputs))
 	for k, name := range op.outputs {
 		cmp[k] = newOutputCompare(name, op.classOut[name])

@@ -44,10 +44,10 @@ func DefaultBudget(level string) AccuracyBudget {
 	return AccuracyBudget{MaxRelativeError: 1e-4, MinTop1Agreement: 1}
 }
 
-// budgetFor returns the budget candidates of a level must meet: o1 candidates are lossless
+// BudgetFor returns the budget candidates of a level must meet: o1 candidates are lossless
 // (relative error, and the same top-1 unless the user relaxed it), o2 candidates keep cosine
 // and top-1 agreement. User fields override the defaults; unset ones keep them.
-func (b AccuracyBudget) budgetFor(level string) AccuracyBudget {
+func (b AccuracyBudget) BudgetFor(level string) AccuracyBudget {
 	d := DefaultBudget(level)
 	if b.MaxRelativeError != 0 {
 		d.MaxRelativeError = b.MaxRelativeError

@@ -71,27 +71,47 @@ func RunPlugin(ctx context.Context, env PluginEnv, optimizeFor string, base Opti
 	if err := NoteDevice(res, optimizeFor, note); err != nil {
 		return nil, err
 	}
+	// ONNX external data travels with the model.
+	if err := WritePluginOutput(env, res, req.ModelFile, ".data"); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
 
-	// Everything but the model (and a stale external-data file of it) is copied unchanged.
-	modelData := req.ModelFile + ".data"
+// WritePluginOutput assembles a plugin run's output directory from a finished run: every
+// input file copied unchanged except the model, its companions and a stale runtime.json;
+// then the optimized model with the companions it has (files named model+suffix, e.g. ONNX
+// external data ".data"), runtime.json, and the report at env.Report. res's paths are
+// updated to where the files now are.
+func WritePluginOutput(env PluginEnv, res *Result, modelFile string, companions ...string) error {
+	files, err := modelsource.ListFiles(env.Input)
+	if err != nil {
+		return fmt.Errorf("blade: read EAS_PLUGIN_INPUT: %w", err)
+	}
+	skip := map[string]bool{modelFile: true, RuntimeFile: true}
+	for _, c := range companions {
+		skip[modelFile+c] = true
+	}
 	for _, f := range files {
-		if f == req.ModelFile || f == modelData || f == RuntimeFile {
+		if skip[f] {
 			continue
 		}
 		if err := modelsource.CopyFile(filepath.Join(env.Input, filepath.FromSlash(f)), filepath.Join(env.Output, filepath.FromSlash(f))); err != nil {
-			return nil, fmt.Errorf("blade: copy %s to the output: %w", f, err)
+			return fmt.Errorf("blade: copy %s to the output: %w", f, err)
 		}
 	}
-	dstModel := filepath.Join(env.Output, filepath.FromSlash(req.ModelFile))
+	dstModel := filepath.Join(env.Output, filepath.FromSlash(modelFile))
 	moves := [][2]string{{res.ModelPath, dstModel}, {res.RuntimePath, filepath.Join(env.Output, RuntimeFile)}, {res.ReportPath, env.Report}}
-	if _, err := os.Stat(res.ModelPath + ".data"); err == nil {
-		moves = append(moves, [2]string{res.ModelPath + ".data", dstModel + ".data"})
+	for _, c := range companions {
+		if _, err := os.Stat(res.ModelPath + c); err == nil {
+			moves = append(moves, [2]string{res.ModelPath + c, dstModel + c})
+		}
 	}
 	for _, mv := range moves {
 		if err := modelsource.CopyFile(mv[0], mv[1]); err != nil {
-			return nil, fmt.Errorf("blade: write plugin output: %w", err)
+			return fmt.Errorf("blade: write plugin output: %w", err)
 		}
 	}
 	res.ModelPath, res.RuntimePath, res.ReportPath = dstModel, filepath.Join(env.Output, RuntimeFile), env.Report
-	return res, nil
+	return nil
 }

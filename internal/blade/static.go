@@ -78,7 +78,7 @@ func (op *optimizer) quantizeStatic(ctx context.Context, o1 *onnxpb.ModelProto, 
 	}
 	op.record(staticOpt, group, "")
 	op.notes = append(op.notes, fmt.Sprintf("o2: no static INT8 variant met the budget (cosine ≥ %.4f, top-1 ≥ %.2f%%) even with the most sensitive nodes in float; o2 returns the o1 result",
-		op.o.Accuracy.budgetFor(LevelO2).MinCosine, 100*op.o.Accuracy.budgetFor(LevelO2).MinTop1Agreement))
+		op.o.Accuracy.BudgetFor(LevelO2).MinCosine, 100*op.o.Accuracy.BudgetFor(LevelO2).MinTop1Agreement))
 }
 
 // staticCandidate builds, offline-optimizes and evaluates one static INT8 model, and says in

@@ -85,35 +85,9 @@ func RunPlugin(ctx context.Context, env blade.PluginEnv, req *blade.PluginReques
 	if err := blade.NoteDevice(res, optimizeFor, note); err != nil {
 		return nil, err
 	}
-	files, err := modelsource.ListFiles(env.Input)
-	if err != nil {
+	// The signature file travels with the TorchScript model.
+	if err := blade.WritePluginOutput(env, res, req.ModelFile, torchproc.SignatureSuffix); err != nil {
 		return nil, err
 	}
-	sigFile := req.ModelFile + torchproc.SignatureSuffix
-	for _, f := range files {
-		if f == req.ModelFile || f == sigFile || f == blade.RuntimeFile {
-			continue
-		}
-		dst := filepath.Join(env.Output, filepath.FromSlash(f))
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return nil, err
-		}
-		if err := modelsource.CopyFile(filepath.Join(env.Input, filepath.FromSlash(f)), dst); err != nil {
-			return nil, fmt.Errorf("blade: copy %s to the output: %w", f, err)
-		}
-	}
-	dstModel := filepath.Join(env.Output, filepath.FromSlash(req.ModelFile))
-	if err := os.MkdirAll(filepath.Dir(dstModel), 0o755); err != nil {
-		return nil, err
-	}
-	for _, mv := range [][2]string{
-		{res.ModelPath, dstModel}, {res.ModelPath + torchproc.SignatureSuffix, dstModel + torchproc.SignatureSuffix},
-		{res.RuntimePath, filepath.Join(env.Output, blade.RuntimeFile)}, {res.ReportPath, env.Report},
-	} {
-		if err := modelsource.CopyFile(mv[0], mv[1]); err != nil {
-			return nil, fmt.Errorf("blade: write plugin output: %w", err)
-		}
-	}
-	res.ModelPath, res.RuntimePath, res.ReportPath = dstModel, filepath.Join(env.Output, blade.RuntimeFile), env.Report
 	return res, nil
 }

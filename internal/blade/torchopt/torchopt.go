@@ -324,7 +324,7 @@ func (op *optimizer) evaluate(ctx context.Context, c *candidate, defaultThreads 
 		return
 	}
 	defer p.Close()
-	budget := budgetFor(op.o.Accuracy, c.level)
+	budget := op.o.Accuracy.BudgetFor(c.level)
 	ok, why := true, ""
 	c.acc = nil
 	for _, o := range op.sig.Outputs {
@@ -381,20 +381,6 @@ func (op *optimizer) evaluate(ctx context.Context, c *candidate, defaultThreads 
 	}
 	c.timing, c.ok = t, true
 	fmt.Fprintf(op.log, "torchopt: %-44s median %s\n", c.name, report.MS(t.MedianMS))
-}
-
-func budgetFor(b blade.AccuracyBudget, level string) blade.AccuracyBudget {
-	d := blade.DefaultBudget(level)
-	if b.MaxRelativeError != 0 && level == blade.LevelO1 {
-		d.MaxRelativeError = b.MaxRelativeError
-	}
-	if b.MinCosine != 0 {
-		d.MinCosine = b.MinCosine
-	}
-	if b.MinTop1Agreement != 0 {
-		d.MinTop1Agreement = b.MinTop1Agreement
-	}
-	return d
 }
 
 // timeRuns warms up (3 runs) and times runs predictions cycling over the samples.
