@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/textproto"
 )
 
 // version is the first byte of every frame; a peer speaking another is refused.
@@ -78,6 +79,7 @@ func (m *meta) header() (http.Header, error) {
 		if !ok1 || !ok2 {
 			return nil, errors.New("frame: truncated header")
 		}
+		k = textproto.CanonicalMIMEHeaderKey(k) // as net/http's server and client store them
 		h[k] = append(h[k], v)
 	}
 	return h, nil

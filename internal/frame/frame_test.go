@@ -102,6 +102,14 @@ func TestRoundTrips(t *testing.T) {
 			t.Errorf("large body: answer differs from the request body")
 		}
 	}
+	// Header names arrive canonical, however the sender spelled them.
+	req, _ := http.NewRequest("POST", "http://worker/p", nil)
+	req.Header["x-eas-test"] = []string{"lower"}
+	if resp, err := tr.RoundTrip(req); err != nil {
+		t.Fatal(err)
+	} else if b, _ := io.ReadAll(resp.Body); !strings.HasPrefix(string(b), `POST /p lower`) {
+		t.Errorf("non-canonical header name: %q", b)
+	}
 	if n := len(tr.idleList); n != 1 {
 		t.Errorf("%d idle connections after sequential requests, want 1 (reused)", n)
 	}
