@@ -79,6 +79,9 @@ type Options struct {
 	WorkerTransport string
 }
 
+// maxSocketPath is the longest unix socket path Linux takes (sun_path holds 108 bytes).
+const maxSocketPath = 108
+
 // WorkerTransport values.
 const (
 	WorkerTransportUnix = "unix"
@@ -194,6 +197,10 @@ func Run(ctx context.Context, o Options) error {
 				return fmt.Errorf("worker socket directory: %w", err)
 			}
 			defer os.RemoveAll(sockets)
+			if len(sockets)+len("/w0000000.sock") >= maxSocketPath {
+				log.Warn("worker socket directory path too long for unix sockets (set TMPDIR shorter): the gateway uses HTTP to workers", "dir", sockets)
+				sockets = ""
+			}
 		}
 		sched = scheduler.NewLocal(scheduler.Options{
 			WorkerBinary: worker, WorkerArgs: o.WorkerArgs, WorkerEnv: o.WorkerEnv, SocketDir: sockets,
