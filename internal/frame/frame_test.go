@@ -42,7 +42,7 @@ func start(t *testing.T, h http.HandlerFunc, maxBody int64) (*Server, *Transport
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Handler: h, MaxBody: maxBody}
+	s := &Server{Handler: h, MaxBody: maxBody, WatchAfter: 10 * time.Millisecond}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
 	tr := NewTransport(path)
@@ -143,6 +143,44 @@ func TestCancelClosesTheRequest(t *testing.T) {
 	}
 	if _, got, err := send(t, tr, context.Background(), "POST", "/p", []byte("after")); err != nil || !strings.HasSuffix(got, "|after") {
 		t.Errorf("request after a cancelled one: %v %q", err, got)
+	}
+}
+
+// TestClientGoneCancelsTheRequest: a request still running when its client goes away has its
+// context cancelled, as net/http does; a slow request whose client waits is answered on the
+// same connection as usual.
+func TestClientGoneCancelsTheRequest(t *testing.T) {
+	cancelled := make(chan struct{}, 1)
+	h := func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/wait" {
+			select {
+			case <-r.Context().Done():
+				cancelled <- struct{}{}
+			case <-time.After(time.Minute):
+			}
+			return
+		}
+		echo(w, r)
+	}
+	_, tr, _ := start(t, h, 1<<20)
+	if resp, got, err := send(t, tr, context.Background(), "POST", "/slow", []byte("slow")); err != nil || resp.StatusCode != 200 || !strings.HasSuffix(got, "|slow") {
+		t.Fatalf("slow request: %v %q", err, got)
+	}
+	if _, got, err := send(t, tr, context.Background(), "POST", "/p", []byte("next")); err != nil || !strings.HasSuffix(got, "|next") {
+		t.Fatalf("request after a watched one: %v %q", err, got)
+	}
+	if n := len(tr.idleList); n != 1 {
+		t.Errorf("%d idle connections, want the one reused", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, _, err := send(t, tr, ctx, "POST", "/wait", nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("request given up by its client: %v", err)
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the handler's context was not cancelled when the client went away")
 	}
 }
 

@@ -14,13 +14,17 @@ import (
 
 // Server serves an http.Handler over frames. Requests on one connection are served one
 // after the other, in the connection's goroutine: no hand-off between reading, handling and
-// answering. A request's context ends when the server is closed, not when the client goes
-// away (the handler's own deadlines, e.g. a worker's keepalive, bound it).
+// answering. A request's context ends when the server is closed, or when the client closes
+// the connection while the request runs: a request still running after WatchAfter gets a
+// goroutine that watches for that (quick requests, the common case, never pay for one).
 type Server struct {
 	Handler http.Handler
 	// MaxBody bounds a request body; a larger one is answered 413 (default 64 MiB).
 	MaxBody int64
-	Logger  *slog.Logger // nil: discard
+	// WatchAfter is how long a request runs before its connection is watched for the
+	// client going away (default 20 ms).
+	WatchAfter time.Duration
+	Logger     *slog.Logger // nil: discard
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -136,7 +140,7 @@ func (s *Server) serveConn(c net.Conn) {
 			if !s.setActive(c, true) {
 				return
 			}
-			if err := s.serve(bw, req); err != nil {
+			if err := s.serve(c, bw, req); err != nil {
 				s.log().Debug("frame: write answer", "err", err)
 				return
 			}
@@ -149,8 +153,10 @@ func (s *Server) serveConn(c net.Conn) {
 }
 
 // serve runs one request through the handler and writes its answer.
-func (s *Server) serve(bw *bufio.Writer, fr *request) error {
-	req, err := http.NewRequestWithContext(s.ctx, fr.method, "http://frame"+fr.target, bytes.NewReader(fr.body))
+func (s *Server) serve(c net.Conn, bw *bufio.Writer, fr *request) error {
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, fr.method, "http://frame"+fr.target, bytes.NewReader(fr.body))
 	if err != nil {
 		return encodeResponse(bw, http.StatusBadRequest, http.Header{"Content-Type": {"text/plain; charset=utf-8"}},
 			[]byte("bad request target\n"))
@@ -158,7 +164,11 @@ func (s *Server) serve(bw *bufio.Writer, fr *request) error {
 	req.Header = fr.header
 	req.RequestURI = fr.target
 	rw := &responseWriter{header: http.Header{}}
+	w := s.watch(c, cancel)
 	s.Handler.ServeHTTP(rw, req)
+	if w.stop() {
+		return errors.New("frame: the client broke the protocol while waiting for an answer")
+	}
 	if rw.status == 0 {
 		rw.status = http.StatusOK
 	}
@@ -247,4 +257,51 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 		w.status = http.StatusOK
 	}
 	return w.body.Write(b)
+}
+
+// watcher watches a connection for its client going away while a request runs.
+type watcher struct {
+	c       net.Conn
+	timer   *time.Timer
+	started chan struct{} // closed once the watching goroutine runs (or never will)
+	done    chan struct{} // closed when it has returned
+	broken  bool          // it read data: the client sent while it should wait
+}
+
+// watch starts watching c after WatchAfter; a read that fails (the client closed the
+// connection) cancels the request. Nothing should arrive while a request runs, since a client
+// sends the next one only after the answer.
+func (s *Server) watch(c net.Conn, cancel context.CancelFunc) *watcher {
+	w := &watcher{c: c, started: make(chan struct{}), done: make(chan struct{})}
+	after := s.WatchAfter
+	if after <= 0 {
+		after = 20 * time.Millisecond
+	}
+	w.timer = time.AfterFunc(after, func() {
+		go func() {
+			defer close(w.done)
+			var b [1]byte
+			n, err := c.Read(b[:])
+			w.broken = n > 0
+			var ne net.Error
+			if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+				cancel() // the client is gone
+			}
+		}()
+		close(w.started)
+	})
+	return w
+}
+
+// stop ends the watch before the answer is written; it reports whether the client broke
+// the protocol (the connection must then be closed).
+func (w *watcher) stop() (broken bool) {
+	if w.timer.Stop() {
+		return false // never started
+	}
+	<-w.started
+	w.c.SetReadDeadline(time.Unix(1, 0)) // unblocks the read
+	<-w.done
+	w.c.SetReadDeadline(time.Time{})
+	return w.broken
 }
