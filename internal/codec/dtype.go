@@ -101,3 +101,56 @@ func outputDT(d tensor.DType, torch bool) (dt int32, field int, err error) {
 	}
 	return 0, 0, fmt.Errorf("dtype %v has no EAS ArrayProto encoding", d)
 }
+
+// inputDType is the tensor dtype an EAS ArrayDataType names (Invalid for those a tensor cannot
+// hold: complex, quantized, resource and variant types).
+func inputDType(dt int32) tensor.DType {
+	switch dt {
+	case dtFloat:
+		return tensor.Float
+	case dtDouble:
+		return tensor.Double
+	case dtInt32:
+		return tensor.Int32
+	case dtUint8:
+		return tensor.Uint8
+	case dtInt16:
+		return tensor.Int16
+	case dtInt8:
+		return tensor.Int8
+	case dtString:
+		return tensor.String
+	case dtInt64:
+		return tensor.Int64
+	case dtBool:
+		return tensor.Bool
+	case dtBFloat16:
+		return tensor.BFloat16
+	case dtUint16:
+		return tensor.Uint16
+	case dtHalf:
+		return tensor.Float16
+	}
+	return tensor.Invalid
+}
+
+// naturalDType is the dtype of an array for an input whose dtype the model does not declare:
+// the one its dtype field names, else the one its value field holds.
+func (a *pbArray) naturalDType(field int) tensor.DType {
+	if d := inputDType(a.dtype); d != tensor.Invalid {
+		return d
+	}
+	switch field {
+	case fDouble:
+		return tensor.Double
+	case fInt:
+		return tensor.Int32
+	case fInt64:
+		return tensor.Int64
+	case fBool:
+		return tensor.Bool
+	case fString:
+		return tensor.String
+	}
+	return tensor.Float
+}

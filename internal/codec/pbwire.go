@@ -272,6 +272,10 @@ func (a *pbArray) tensor(want tensor.DType) (*tensor.Tensor, error) {
 			return nil, fmt.Errorf("dtype %s carries its values in %s, but %s is set", dtName(a.dtype), fieldName(allowed[0]), fieldName(field))
 		}
 	}
+	if want == tensor.Invalid {
+		// The model does not declare this input's dtype: the request's own.
+		want = a.naturalDType(field)
+	}
 	n64, err := elementCount("array_shape", a.dims)
 	if err != nil {
 		return nil, err

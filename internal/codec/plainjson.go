@@ -35,7 +35,11 @@ func decodeJSON(body []byte, sig processor.Signature) (*Request, error) {
 				if _, dup := req.Inputs[name]; dup {
 					return &processor.InputError{Input: name, Msg: "given twice"}
 				}
-				t, err := readList(s, info.DType, sizeHint(info))
+				dt := info.DType
+				if dt == tensor.Invalid {
+					dt = tensor.Float // JSON numbers, for an input whose dtype the model does not declare
+				}
+				t, err := readList(s, dt, sizeHint(info))
 				if err != nil {
 					return inputErr(name, err)
 				}

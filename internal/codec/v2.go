@@ -314,6 +314,9 @@ func (in *v2Input) tensor(want tensor.DType, bin []byte) (*tensor.Tensor, []byte
 	if !ok {
 		return nil, bin, fmt.Errorf("datatype %q is not one of %s", in.datatype, v2NameList)
 	}
+	if want == tensor.Invalid {
+		want = from // the model does not declare this input's dtype: the request's own
+	}
 	if !convertible(from, want) {
 		return nil, bin, fmt.Errorf("datatype %s, expected %s", in.datatype, v2DTypeName(want))
 	}
@@ -365,6 +368,9 @@ func (in *v2Input) tensor(want tensor.DType, bin []byte) (*tensor.Tensor, []byte
 func v2DTypeName(d tensor.DType) string {
 	if n := V2DType(d); n != "" {
 		return n
+	}
+	if d == tensor.Invalid {
+		return "ANY" // not declared by the model: any datatype is taken as sent
 	}
 	return d.String()
 }

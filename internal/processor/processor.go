@@ -62,9 +62,13 @@ func CheckInputs(sig Signature, inputs map[string]*tensor.Tensor) error {
 		known[in.Name] = true
 		t, ok := inputs[in.Name]
 		if !ok || t == nil {
-			return &InputError{Input: in.Name, Msg: fmt.Sprintf("missing; the model expects %s %s", in.DType, tensor.ShapeString(in.Shape))}
+			dt := in.DType.String()
+			if in.DType == tensor.Invalid {
+				dt = "a tensor of"
+			}
+			return &InputError{Input: in.Name, Msg: fmt.Sprintf("missing; the model expects %s %s", dt, tensor.ShapeString(in.Shape))}
 		}
-		if t.DType != in.DType {
+		if in.DType != tensor.Invalid && t.DType != in.DType {
 			return &InputError{Input: in.Name, Msg: fmt.Sprintf("dtype %s, expected %s", t.DType, in.DType)}
 		}
 		if !in.Accepts(t.Shape) {

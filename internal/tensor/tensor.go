@@ -137,6 +137,8 @@ func (t *Tensor) Validate() error {
 }
 
 // Info describes one model input or output. Dims of -1 are dynamic; DimNames names them when known.
+// A DType of Invalid means any: the runtime does not declare it (a TorchScript input without a
+// signature file), so typed requests keep their own dtype and JSON numbers become float32.
 type Info struct {
 	Name     string   `json:"name"`
 	DType    DType    `json:"dtype"`

@@ -26,14 +26,18 @@ func warmUp(ctx context.Context, md *model) error {
 			}
 			shape[i] = d
 		}
-		t := &tensor.Tensor{DType: info.DType, Shape: shape}
+		dt := info.DType
+		if dt == tensor.Invalid {
+			dt = tensor.Float // undeclared (TorchScript without a signature file)
+		}
+		t := &tensor.Tensor{DType: dt, Shape: shape}
 		n := tensor.NumElements(shape)
-		if info.DType == tensor.String {
+		if dt == tensor.String {
 			t.Strings = make([]string, n)
-		} else if sz := info.DType.Size(); sz > 0 {
+		} else if sz := dt.Size(); sz > 0 {
 			t.Data = make([]byte, n*int64(sz))
 		} else {
-			return fmt.Errorf("input %q has dtype %v", info.Name, info.DType)
+			return fmt.Errorf("input %q has dtype %v", info.Name, dt)
 		}
 		in[info.Name] = t
 	}

@@ -210,6 +210,10 @@ func TestBindErrors(t *testing.T) {
 		s[k] = info
 		return s
 	}
+	// A dtype the model does not declare (Invalid) takes whatever the data holds.
+	if feeds, err := ds.Bind(with(1, tensor.Info{Name: "ids", Shape: []int64{1, 2}})); err != nil || feeds[0]["ids"].DType != tensor.Int64 {
+		t.Fatalf("undeclared dtype: %v", err)
+	}
 	cases := []struct {
 		name string
 		sig  []tensor.Info

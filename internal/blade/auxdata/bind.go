@@ -107,7 +107,8 @@ func (s Sample) ordered(i int, sig []tensor.Info) ([]*tensor.Tensor, error) {
 func check(i int, sig []tensor.Info, vals []*tensor.Tensor) error {
 	for k, in := range sig {
 		v := vals[k]
-		if v.DType != in.DType || !in.Accepts(v.Shape) {
+		// An Invalid dtype is one the model does not declare: any fits (tensor.Info).
+		if (in.DType != tensor.Invalid && v.DType != in.DType) || !in.Accepts(v.Shape) {
 			return fmt.Errorf("auxdata: sample %d: input %q: expected %v%s, found %v%s",
 				i, in.Name, in.DType, shapeOrAny(in.Shape), v.DType, tensor.ShapeString(v.Shape))
 		}

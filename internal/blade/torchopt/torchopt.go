@@ -196,6 +196,15 @@ func (op *optimizer) prepare(ctx context.Context) error {
 	if len(op.samples) == 0 {
 		return errors.New("torchopt: no samples to verify with")
 	}
+	// Undeclared dtypes become the ones verified with, so the signature file written beside
+	// every candidate is complete.
+	for i := range op.sig.Inputs {
+		if in := &op.sig.Inputs[i]; in.DType == tensor.Invalid {
+			if t := op.samples[0][in.Name]; t != nil {
+				in.DType = t.DType
+			}
+		}
+	}
 	// Every candidate is a file in tmp with the signature learnt here beside it.
 	p.Close()
 	op.orig = filepath.Join(op.tmp, "original.pt")
@@ -290,9 +299,13 @@ func synthesize(ins []tensor.Info, shapeSets [][]string) ([]map[string]*tensor.T
 			s := map[string]*tensor.Tensor{}
 			for i, in := range ins {
 				n := tensor.NumElements(shapes[i])
-				t := &tensor.Tensor{DType: in.DType, Shape: shapes[i], Data: make([]byte, n*int64(in.DType.Size()))}
+				dt := in.DType
+				if dt == tensor.Invalid {
+					dt = tensor.Float // undeclared: what JSON requests would send
+				}
+				t := &tensor.Tensor{DType: dt, Shape: shapes[i], Data: make([]byte, n*int64(dt.Size()))}
 				for k := range n {
-					switch in.DType {
+					switch dt {
 					case tensor.Float:
 						putF32(t.Data[4*k:], float32(rng.NormFloat64()))
 					case tensor.Int64:
@@ -300,7 +313,7 @@ func synthesize(ins []tensor.Info, shapeSets [][]string) ([]map[string]*tensor.T
 					case tensor.Int32:
 						putU32(t.Data[4*k:], uint32(rng.IntN(100)))
 					default:
-						return nil, fmt.Errorf("input %s: dtype %s: give test_data", in.Name, in.DType)
+						return nil, fmt.Errorf("input %s: dtype %s: give test_data", in.Name, dt)
 					}
 				}
 				s[in.Name] = t
@@ -523,7 +536,11 @@ func (op *optimizer) buildReport(cands []*candidate, winner *candidate, o2Note s
 		mi.SizeBytes = st.Size()
 	}
 	for _, in := range op.sig.Inputs {
-		mi.Inputs = append(mi.Inputs, report.Tensor{Name: in.Name, DType: in.DType.String(), Shape: tensor.ShapeString(in.Shape)})
+		dt := in.DType.String()
+		if in.DType == tensor.Invalid {
+			dt = "any (not declared)"
+		}
+		mi.Inputs = append(mi.Inputs, report.Tensor{Name: in.Name, DType: dt, Shape: tensor.ShapeString(in.Shape)})
 	}
 	for _, o := range op.sig.Outputs {
 		mi.Outputs = append(mi.Outputs, report.Tensor{Name: o.Name, DType: o.DType.String(), Shape: tensor.ShapeString(o.Shape)})

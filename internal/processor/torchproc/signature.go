@@ -17,8 +17,9 @@ import (
 // has no static layout. The signature file, kept next to the model in the bundle, fills
 // that in: Blade writes it from the test data it verifies with (or input_shapes), export
 // scripts may write it, and a user may ship one inside model_path. Without it the
-// processor takes names from forward's schema, assumes float32 tensors of any shape, and
-// lets libtorch reject what does not fit (still an HTTP 400 naming the failure).
+// processor takes names from forward's schema, takes tensors of any shape in the dtype each
+// request carries (float32 for JSON numbers), and lets libtorch reject what does not fit
+// (still an HTTP 400 naming the failure).
 const SignatureSuffix = ".signature.json"
 
 // SignatureFile is the JSON form: dtypes as names ("float32", "int64"), -1 for a dynamic

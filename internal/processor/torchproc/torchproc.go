@@ -100,7 +100,8 @@ func signature(m *torch.Model, modelPath string) (processor.Signature, error) {
 			if a.Type != "Tensor" {
 				return processor.Signature{}, fmt.Errorf("forward's argument %s has type %s; OpenEAS feeds tensors only", a.Name, a.Type)
 			}
-			sig.Inputs = append(sig.Inputs, tensor.Info{Name: a.Name, DType: tensor.Float})
+			// Undeclared dtype: each request's own (tensor.Info), libtorch judges the rest.
+			sig.Inputs = append(sig.Inputs, tensor.Info{Name: a.Name, DType: tensor.Invalid})
 		}
 	}
 	if len(sig.Outputs) > 0 {

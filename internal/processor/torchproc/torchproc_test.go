@@ -109,7 +109,7 @@ func TestSignature(t *testing.T) {
 		t.Errorf("mlp (signature file): %+v", mlp)
 	}
 	cnn := open(t, filepath.Join(fixtures, "cnn_bn.pt"), processor.Runtime{}).Signature()
-	if len(cnn.Inputs) != 1 || cnn.Inputs[0].Name != "image" || cnn.Inputs[0].DType != tensor.Float || cnn.Inputs[0].Shape != nil {
+	if len(cnn.Inputs) != 1 || cnn.Inputs[0].Name != "image" || cnn.Inputs[0].DType != tensor.Invalid || cnn.Inputs[0].Shape != nil {
 		t.Errorf("cnn_bn (schema only): %+v", cnn)
 	}
 	tup := open(t, filepath.Join(fixtures, "tuple.pt"), processor.Runtime{}).Signature()
@@ -130,6 +130,27 @@ func TestSignature(t *testing.T) {
 	ds := open(t, dict, processor.Runtime{}).Signature()
 	if got := strings.Join(names(ds.Outputs), ","); got != "scaled,total" {
 		t.Errorf("dict outputs learnt: %s", got)
+	}
+}
+
+// TestUndeclaredDTypeReachesLibtorch: without a signature file the input dtype is not
+// declared, so a request's int64 tensor reaches libtorch as int64 (forward here is x*2) instead
+// of being refused for not being float32.
+func TestUndeclaredDTypeReachesLibtorch(t *testing.T) {
+	initShim(t)
+	tup := open(t, filepath.Join(fixtures, "tuple.pt"), processor.Runtime{})
+	x := &tensor.Tensor{DType: tensor.Int64, Shape: []int64{3}, Data: make([]byte, 24)}
+	for i, v := range []int64{1, -2, 40} {
+		binary.LittleEndian.PutUint64(x.Data[8*i:], uint64(v))
+	}
+	out, err := tup.Predict(context.Background(), map[string]*tensor.Tensor{"x": x}, []string{"output_0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := out["output_0"]
+	if y == nil || y.DType != tensor.Int64 || len(y.Data) != 24 ||
+		int64(binary.LittleEndian.Uint64(y.Data[8:])) != -4 || int64(binary.LittleEndian.Uint64(y.Data[16:])) != 80 {
+		t.Fatalf("x*2 of int64 [1 -2 40] = %+v", y)
 	}
 }
 
