@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -126,6 +127,7 @@ func serveFlags(o *daemon.Options) *flag.FlagSet {
 	fs.StringVar(&o.S3.Endpoint, "s3-endpoint", "", "endpoint for s3:// paths (default $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else s3.amazonaws.com)")
 	fs.StringVar(&o.S3.Addressing, "s3-addressing", "auto", "s3:// request style: auto (virtual-host for amazonaws.com, else path), path or virtual")
 	fs.StringVar(&o.BundleStore, "bundle-store", "", "where sealed bundles and plugin results are shared between easd processes: local (the data dir only), a directory, oss://bucket/prefix or s3://bucket/prefix (default $EASD_BUNDLE_STORE, else local)")
+	fs.Var((*byteSize)(&o.ObjectCacheMaxBytes), "object-cache-max", "most disk the cache of downloaded oss:// and s3:// objects (DATA/objects) keeps beyond what deployed models share with it, e.g. 20GiB; least recently used go first; 0: no limit")
 	fs.StringVar(&o.WorkerTransport, "worker-transport", daemon.WorkerTransportUnix, "how the gateway reaches local workers: unix (a framed protocol on private unix sockets; fastest) or http (HTTP to each worker's loopback port)")
 	fs.StringVar(&o.GPUFallback, "gpu-fallback", daemon.GPUFallbackCPU, "a GPU processor (pytorch_gpu, tensorflow_gpu_*, onnxruntime_gpu) on a host without a GPU runtime for it: cpu (serve it on CPU, with a Warning event) or refuse (fail the create)")
 	fs.StringVar(&o.Scheduler, "scheduler", "local", "where instances run: local (eas-worker processes on this machine) or kubernetes (pods; see docs/kubernetes.md)")
@@ -165,4 +167,23 @@ func withoutSecrets(env []string) []string {
 		out = append(out, kv)
 	}
 	return out
+}
+
+// byteSize is a flag value in bytes, with an optional binary unit: 512, 64KiB, 20GiB, 1TiB
+// (K, M, G, T with or without "iB"/"B" are powers of 1024).
+type byteSize int64
+
+func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
+
+func (b *byteSize) Set(s string) error {
+	num := strings.TrimRight(s, "KMGTiBkmgtb")
+	unit := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(s[len(num):]), "B"), "I")
+	shift := map[string]uint{"": 0, "K": 10, "M": 20, "G": 30, "T": 40}
+	sh, ok := shift[unit]
+	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	if !ok || err != nil || n < 0 || n > (1<<62)>>sh {
+		return fmt.Errorf("%q: want a size in bytes such as 512, 64MiB or 20GiB", s)
+	}
+	*b = byteSize(n << sh)
+	return nil
 }

@@ -77,6 +77,9 @@ type Options struct {
 	// package frame over a unix socket in a private temporary directory) or
 	// WorkerTransportHTTP (HTTP to the worker's loopback port).
 	WorkerTransport string
+	// ObjectCacheMaxBytes bounds DATA/objects, the cache of downloaded oss:// and s3://
+	// objects (least recently used first); 0: no bound.
+	ObjectCacheMaxBytes int64
 }
 
 // maxSocketPath is the longest unix socket path Linux takes (sun_path holds 108 bytes).
@@ -225,7 +228,7 @@ func Run(ctx context.Context, o Options) error {
 		DataDir: o.DataDir, Store: st, Bundles: bundles, Scheduler: sched,
 		Plugins: plugin.Resolver{BladeBinary: blade}, Logger: log, EndpointURL: endpoint,
 		RuntimeVersion: runtimeVersion(blade), TokenChanged: serviceGone, RateLimitChanged: gw.SetRateLimit,
-		PluginEnv: o.PluginEnv, OSS: o.OSS, S3: o.S3, RunPlugin: pluginRunner(sched),
+		PluginEnv: o.PluginEnv, OSS: o.OSS, S3: o.S3, RunPlugin: pluginRunner(sched), ObjectCacheMaxBytes: o.ObjectCacheMaxBytes,
 		// PyTorch needs the libtorch shim next to the worker; easd only looks for its files.
 		ProcessorCheck: func(p spec.ProcessorInfo) error {
 			if p.Runtime != "libtorch" {

@@ -73,7 +73,7 @@ func (m *Manager) build(ctx context.Context, name string, version int) (string, 
 	}
 	fetched, err := modelsource.Fetch(ctx, svc.ModelPath, modelsource.Options{
 		Dir: scratch, MaxBytes: m.opts.MaxModelBytes, MaxFiles: m.opts.MaxModelFiles, Logger: m.log,
-		OSS: ossCfg, S3: m.opts.S3, ObjectCache: filepath.Join(m.opts.DataDir, "objects"),
+		OSS: ossCfg, S3: m.opts.S3, ObjectCache: filepath.Join(m.opts.DataDir, "objects"), ObjectCacheMaxBytes: m.opts.ObjectCacheMaxBytes,
 	})
 	if err != nil {
 		return "", fmt.Errorf("fetch model_path: %w", err)

@@ -51,6 +51,9 @@ type Options struct {
 	// ETag, size), so fetching the same object again makes no download. It should be on the
 	// same filesystem as Dir: fetched trees hard-link the cached files.
 	ObjectCache string
+	// ObjectCacheMaxBytes bounds the disk the object cache holds on its own (objects no fetched
+	// model tree links to); the least recently used go first. 0: no bound.
+	ObjectCacheMaxBytes int64
 }
 
 func (o Options) withDefaults() Options {

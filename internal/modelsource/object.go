@@ -139,6 +139,7 @@ func obtainObject(ctx context.Context, cl *objstore.Client, obj objstore.Object,
 		cached = filepath.Join(opts.ObjectCache, objectCacheKey(cl.Endpoint(), obj))
 		if fi, err := os.Stat(cached); err == nil && fi.Mode().IsRegular() && fi.Size() == obj.Size {
 			st.cached++
+			touchObject(cached)
 			opts.Logger.Info("model object from cache (not downloaded again)", "object", obj.Bucket+"/"+obj.Key,
 				"etag", obj.ETag, "bytes", obj.Size)
 			return cached, noop, nil
@@ -176,6 +177,7 @@ func obtainObject(ctx context.Context, cl *objstore.Client, obj objstore.Object,
 		opts.Logger.Warn("object cache: cannot keep the download (cache and scratch on different filesystems?)", "error", err)
 		return tmp, drop, nil
 	}
+	trimObjectCache(opts.ObjectCache, opts.ObjectCacheMaxBytes, cached, opts.Logger)
 	return cached, noop, nil
 }
 

@@ -418,3 +418,55 @@ func TestFetchObjectResumesAfterServerRestart(t *testing.T) {
 		t.Errorf("log does not mention the resumed download:\n%s", log.String())
 	}
 }
+
+// TestFetchObjectCacheBounded: with ObjectCacheMaxBytes, an object no model tree uses any more
+// is evicted (least recently used first) when a new download would overflow the cache, and
+// is then downloaded again when asked for.
+func TestFetchObjectCacheBounded(t *testing.T) {
+	srv := miniotest.Start(t)
+	cl := srv.Client(t)
+	putObject(t, cl, "models", "a/model.onnx", bytes.Repeat([]byte("a"), 100))
+	putObject(t, cl, "models", "b/model.onnx", bytes.Repeat([]byte("b"), 100))
+	proxy := srv.Proxy(t)
+	cfg := srv.Config()
+	cfg.Endpoint = proxy.URL
+	var log logBuffer
+	opts := objOpts(t, cfg, &log)
+	opts.ObjectCacheMaxBytes = 150
+	fetch := func(p string) *Fetched {
+		t.Helper()
+		f, err := Fetch(context.Background(), p, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	cached := func() int {
+		es, _ := os.ReadDir(opts.ObjectCache)
+		return len(es)
+	}
+
+	a := fetch("oss://models/a/model.onnx")
+	os.RemoveAll(a.Dir) // the deployed tree is gone: only the cache holds a now
+	old := time.Now().Add(-2 * time.Hour)
+	es, _ := os.ReadDir(opts.ObjectCache)
+	for _, e := range es {
+		os.Chtimes(filepath.Join(opts.ObjectCache, e.Name()), old, old)
+	}
+	b := fetch("oss://models/b/model.onnx")
+	if n := cached(); n != 1 || !strings.Contains(log.String(), "object cache trimmed") {
+		t.Fatalf("after b: %d cached objects, want b alone (a evicted); log:\n%s", n, log.String())
+	}
+	gets := proxy.Counts().Get
+	again := fetch("oss://models/a/model.onnx")
+	if proxy.Counts().Get == gets || again.CachedObjects != 0 || readTree(t, again.Dir)["model.onnx"] != strings.Repeat("a", 100) {
+		t.Errorf("a after its eviction: %+v, want a fresh download with the same content", again)
+	}
+	// b's tree still links b, so b costs the cache nothing and stays.
+	if _, err := os.Stat(filepath.Join(b.Dir, "model.onnx")); err != nil {
+		t.Fatal(err)
+	}
+	if n := cached(); n != 2 {
+		t.Errorf("%d cached objects, want a and b (b is shared with a model tree)", n)
+	}
+}
