@@ -66,7 +66,7 @@ type Options struct {
 	// ObjectCacheMaxBytes bounds the object cache in DataDir/objects (least recently used
 	// objects go first; see modelsource.Options); 0: no bound.
 	ObjectCacheMaxBytes int64
-	MaxModelFiles int
+	MaxModelFiles       int
 	// TokenChanged is told when a service's token appears, changes or goes (the gateway's view).
 	TokenChanged func(service, token string, exists bool)
 	// ProcessorCheck, when set, says whether this installation can serve a processor (e.g.
