@@ -63,10 +63,10 @@ type Options struct {
 	PluginTimeout time.Duration
 	// MaxModelBytes and MaxModelFiles cap what a model_path may unpack to (0 = modelsource defaults).
 	MaxModelBytes int64
+	MaxModelFiles int
 	// ObjectCacheMaxBytes bounds the object cache in DataDir/objects (least recently used
 	// objects go first; see modelsource.Options); 0: no bound.
 	ObjectCacheMaxBytes int64
-	MaxModelFiles       int
 	// TokenChanged is told when a service's token appears, changes or goes (the gateway's view).
 	TokenChanged func(service, token string, exists bool)
 	// ProcessorCheck, when set, says whether this installation can serve a processor (e.g.
