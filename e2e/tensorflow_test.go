@@ -75,6 +75,9 @@ func TestTensorFlowFrozenGraph(t *testing.T) {
 		t.Fatalf("eascmd create: %v\n%s", err, out)
 	}
 	svc := d.waitStatus("tf_emotion", api.StatusRunning, 4*time.Minute)
+	if svc.ServedBy != "onnxruntime_cpu (TensorFlow graph converted to ONNX)" {
+		t.Errorf("desc ServedBy %q, want the converted model's runtime", svc.ServedBy)
+	}
 	events := d.eventText("tf_emotion")
 	if !strings.Contains(events, "Converted TensorFlow GraphDef frozen.pb to ONNX: 45 nodes → ") {
 		t.Errorf("no conversion event:\n%s", events)

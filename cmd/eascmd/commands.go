@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -316,6 +317,7 @@ func runDesc(ctx context.Context, c *cli, args []string) error {
 		{"AccessToken", s.AccessToken},
 		{"Image", s.Image},
 		{"Processor", s.Processor},
+		{"ServedBy", cmp.Or(s.ServedBy, s.Processor)},
 		{"Version", strconv.Itoa(s.Version)},
 		{"CreateTime", c.formatTime(s.CreateTime)},
 		{"UpdateTime", c.formatTime(s.UpdateTime)},

@@ -428,6 +428,7 @@ func TestReadCommands(t *testing.T) {
 | AccessToken      |        |
 | Image            |        |
 | Processor        |        |
+| ServedBy         |        |
 | Version          | 0      |
 | CreateTime       |        |
 | UpdateTime       |        |

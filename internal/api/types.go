@@ -49,8 +49,12 @@ type Service struct {
 	IntranetEndpoint string `json:"IntranetEndpoint"`
 	AccessToken      string `json:"AccessToken"`
 	// Image is the bundle digest ("sha256:<hex>") the running version serves.
-	Image      string    `json:"Image"`
-	Processor  string    `json:"Processor"`
+	Image     string `json:"Image"`
+	Processor string `json:"Processor"`
+	// ServedBy is what serves that bundle when it is not Processor itself: e.g.
+	// onnxruntime_cpu for a TensorFlow graph converted to ONNX, or pytorch_cpu for
+	// pytorch_gpu on a host without a GPU runtime (easd --gpu-fallback). Empty otherwise.
+	ServedBy   string    `json:"ServedBy,omitempty"`
 	Version    int       `json:"Version"` // current version number, from 1
 	CreateTime time.Time `json:"CreateTime"`
 	UpdateTime time.Time `json:"UpdateTime"`

@@ -318,6 +318,20 @@ func (s *Store) Open(digest string) (*Manifest, string, error) {
 	return m, dir, nil
 }
 
+// LocalManifest reads the manifest of a bundle in this data directory, never fetching it from
+// the shared tier (ErrNotFound when it is not here).
+func (s *Store) LocalManifest(digest string) (*Manifest, error) {
+	dir, err := entryPath(s.bundles, digest, "bundle")
+	if err != nil {
+		return nil, err
+	}
+	m, err := readManifest(filepath.Join(dir, ManifestFile))
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: %w: %v", digest, ErrCorrupt, err)
+	}
+	return m, nil
+}
+
 // Verify recomputes the digest of a sealed bundle and returns an error wrapping ErrCorrupt when
 // any file was changed, added or removed since sealing.
 func (s *Store) Verify(digest string) error {

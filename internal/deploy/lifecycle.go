@@ -374,6 +374,12 @@ func (m *Manager) describe(ctx context.Context, rec store.ServiceRecord) (*api.S
 		if svc, err := spec.Parse(ver.Spec); err == nil {
 			out.Processor = svc.Processor
 		}
+		if ver.BundleDigest != "" {
+			// Read here only: describing must not fetch a bundle from a shared store.
+			if man, err := m.opts.Bundles.LocalManifest(ver.BundleDigest); err == nil {
+				out.ServedBy = servedByText(out.Processor, man)
+			}
+		}
 	}
 	if rec.Status != api.StatusStopped {
 		out.RunningInstance = m.opts.Scheduler.Status(rec.Name).Ready

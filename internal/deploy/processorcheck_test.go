@@ -87,8 +87,12 @@ func TestGPUFallback(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s := h.wait("g"); s.Status != api.StatusRunning {
+			s := h.wait("g")
+			if s.Status != api.StatusRunning {
 				t.Fatalf("status %s: %s", s.Status, h.events("g"))
+			}
+			if fellBack := tt.wantDevice == "cpu"; (s.ServedBy == tt.wantServed) != fellBack || (!fellBack && s.ServedBy != "") {
+				t.Errorf("desc ServedBy %q; want %q when serving on CPU instead, else empty", s.ServedBy, tt.wantServed)
 			}
 			var man bundle.Manifest
 			b, err := os.ReadFile(filepath.Join(h.sched.lastApply().BundleDir, bundle.ManifestFile))

@@ -223,6 +223,18 @@ func tfPluginConfig(config json.RawMessage, entry string) (json.RawMessage, erro
 	return json.Marshal(c)
 }
 
+// servedByText is Describe's ServedBy: the bundle's processor where it is not simply the
+// canonical form of the one asked for ("" then).
+func servedByText(asked string, man *bundle.Manifest) string {
+	if p, err := spec.ResolveProcessor(asked); err == nil && p.Name == man.Processor {
+		return ""
+	}
+	if man.TensorFlow != nil {
+		return man.Processor + " (TensorFlow graph converted to ONNX)"
+	}
+	return man.Processor
+}
+
 // servedBy is the processor a bundle's workers run: converted TF models run on ONNX Runtime.
 func servedBy(processor string, tfModel *bundle.TFModel) string {
 	if tfModel != nil {
