@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -201,6 +203,20 @@ func TestStaleIdleConnectionIsReplaced(t *testing.T) {
 	}
 }
 
+// waitActive waits until s is serving a request.
+func waitActive(t *testing.T, s *Server) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		s.mu.Lock()
+		active := slices.Contains(slices.Collect(maps.Values(s.conns)), true)
+		s.mu.Unlock()
+		if active {
+			return
+		}
+	}
+	t.Fatal("no request reached the server")
+}
+
 func TestShutdownDrains(t *testing.T) {
 	s, tr, path := start(t, echo, 1<<20)
 	// An idle connection, and a request in flight.
@@ -217,7 +233,7 @@ func TestShutdownDrains(t *testing.T) {
 		}
 		answered <- got
 	}()
-	time.Sleep(50 * time.Millisecond)
+	waitActive(t, s)
 	if err := s.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +255,7 @@ func TestShutdownDrains(t *testing.T) {
 func TestShutdownGivesUpAtDeadline(t *testing.T) {
 	s, tr, _ := start(t, echo, 1<<20)
 	go send(t, tr, context.Background(), "POST", "/block", nil)
-	time.Sleep(50 * time.Millisecond)
+	waitActive(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
