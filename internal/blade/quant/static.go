@@ -78,7 +78,7 @@ func floatActivation(g *onnx.Graph, name string) bool {
 }
 
 // absorbedActivation returns the Relu (or Clip with a lower bound ≥ 0) that alone consumes a
-// Conv/MatMul/Gemm output: ORT removes it when the Q after it starts at zero, so the Q goes
+// Conv/MatMul/Gemm or residual Add output: ORT removes it when the Q after it starts at zero, so the Q goes
 // after it instead of between the two.
 func absorbedActivation(g *onnx.Graph, out string) *onnxpb.NodeProto {
 	c := g.Consumers(out)
@@ -194,7 +194,9 @@ func findStaticSites(g *onnx.Graph) []staticSite {
 		default:
 			continue
 		}
-		if s.w != nil {
+		// A Relu after a weighted op or a residual Add ends the site: its Q goes after the Relu,
+		// whose range starts at zero, and ORT drops the Relu (QLinearConv/QLinearAdd then clamp).
+		if s.w != nil || n.GetOpType() == "Add" {
 			if a := absorbedActivation(g, s.out); a != nil {
 				s.absorbs, s.out = a, a.Output[0]
 			}

@@ -324,3 +324,57 @@ func TestStaticClampsDenormalChannels(t *testing.T) {
 	}
 	t.Error("no int32 bias for conv1")
 }
+
+// TestStaticResidualReluAbsorbed: in a residual block Add → Relu (as in ResNet), the Relu ends
+// the Add's site: its Q goes after the Relu, ORT drops the Relu, and the block becomes one
+// QLinearAdd with no Dequantize/Quantize pair around a float Relu.
+func TestStaticResidualReluAbsorbed(t *testing.T) {
+	needORT(t)
+	ir, v := int64(8), int64(13)
+	weight := func(name string, shape []int64, seed uint64) *onnxpb.TensorProto {
+		tp, err := onnx.FromTensor(name, uniformTensor(shape, -0.5, 0.5, seed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tp
+	}
+	g := &onnxpb.GraphProto{
+		Node: []*onnxpb.NodeProto{
+			node("Conv", "", "conv_a", []string{"x", "wa"}, []string{"a"}),
+			node("Conv", "", "conv_b", []string{"x", "wb"}, []string{"b"}),
+			node("Add", "", "residual", []string{"a", "b"}, []string{"s"}),
+			node("Relu", "", "relu", []string{"s"}, []string{"r"}),
+			node("Conv", "", "conv_c", []string{"r", "wc"}, []string{"y"}),
+		},
+		Initializer: []*onnxpb.TensorProto{
+			weight("wa", []int64{4, 3, 3, 3}, 1), weight("wb", []int64{4, 3, 3, 3}, 2), weight("wc", []int64{2, 4, 1, 1}, 3),
+		},
+	}
+	g.Input = []*onnxpb.ValueInfoProto{onnx.TensorValueInfo(onnx.Float32Tensor("x", []int64{1, 3, 8, 8}, nil))}
+	g.Output = []*onnxpb.ValueInfoProto{onnx.TensorValueInfo(onnx.Float32Tensor("y", []int64{1, 2, 6, 6}, nil))}
+	m := NameNodes(&onnxpb.ModelProto{IrVersion: &ir, Graph: g, OpsetImport: []*onnxpb.OperatorSetIdProto{{Version: &v}}})
+	var feeds []feed
+	for i := range 12 {
+		feeds = append(feeds, feed{"x": uniformTensor([]int64{1, 3, 8, 8}, -1, 1, uint64(10+i))})
+	}
+	cal := calibrate(t, m, feeds[:8], 0, map[string]Range{"x": {-1, 1}})
+	qm, done, err := Static(m, StaticConfig{Calibration: cal, ReduceRange: NeedsReducedRange()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slicesEqualSet(done, []string{"conv_a", "conv_b", "residual", "conv_c"}) {
+		t.Errorf("quantized %v", done)
+	}
+	qp := saveTemp(t, qm, "int8.onnx")
+	ops := optimizedOps(t, qp)
+	if ops["QLinearAdd"] != 1 || ops["Relu"] != 0 || ops["QLinearConv"] != 3 || ops["DequantizeLinear"] > 1 {
+		t.Errorf("ORT optimized graph %v: want the residual Add+Relu as one QLinearAdd, no float Relu, one DequantizeLinear (the output)", ops)
+	}
+	ref := runAll(t, saveTemp(t, m, "float.onnx"), feeds[8:], nil, "")
+	got := runAll(t, qp, feeds[8:], nil, "all")
+	for i := range ref {
+		if c := cosine(got[i]["y"], ref[i]["y"]); c < 0.99 {
+			t.Errorf("sample %d: cosine %.5f", i, c)
+		}
+	}
+}
