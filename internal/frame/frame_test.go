@@ -27,6 +27,8 @@ func echo(w http.ResponseWriter, r *http.Request) {
 	case "/block":
 		<-r.Context().Done()
 		return
+	case "/panic":
+		panic("handler bug")
 	case "/slow":
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -183,6 +185,18 @@ func TestClientGoneCancelsTheRequest(t *testing.T) {
 	case <-cancelled:
 	case <-time.After(30 * time.Second):
 		t.Fatal("the handler's context was not cancelled when the client went away")
+	}
+}
+
+// TestHandlerPanicCostsTheConnection: a panicking handler fails its request (the connection
+// closes without an answer) and the server goes on serving, as net/http does.
+func TestHandlerPanicCostsTheConnection(t *testing.T) {
+	_, tr, _ := start(t, echo, 1<<20)
+	if _, _, err := send(t, tr, context.Background(), "POST", "/panic", nil); err == nil {
+		t.Fatal("a request whose handler panicked got an answer")
+	}
+	if _, got, err := send(t, tr, context.Background(), "POST", "/p", []byte("still here")); err != nil || !strings.HasSuffix(got, "|still here") {
+		t.Fatalf("request after a handler panic: %v %q", err, got)
 	}
 }
 

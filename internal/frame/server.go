@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"time"
 )
@@ -152,8 +154,17 @@ func (s *Server) serveConn(c net.Conn) {
 	}
 }
 
-// serve runs one request through the handler and writes its answer.
-func (s *Server) serve(c net.Conn, bw *bufio.Writer, fr *request) error {
+// serve runs one request through the handler and writes its answer. A handler that panics
+// costs its connection, not the process, as with net/http.
+func (s *Server) serve(c net.Conn, bw *bufio.Writer, fr *request) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				s.log().Error("frame: handler panic", "target", fr.target, "panic", p, "stack", string(debug.Stack()))
+			}
+			err = fmt.Errorf("frame: handler panic: %v", p)
+		}
+	}()
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, fr.method, "http://frame"+fr.target, bytes.NewReader(fr.body))
