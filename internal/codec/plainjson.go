@@ -28,11 +28,12 @@ func decodeJSON(body []byte, sig processor.Signature) (*Request, error) {
 				return &processor.InputError{Msg: fmt.Sprintf(`"inputs" must be an object of input name → nested list, found %s`, describe(s.peek()))}
 			}
 			return s.object(func(name string) error {
-				info, ok := findInfo(sig.Inputs, name)
+				// "x:0" names x as in the TF protobuf path (TF graphs converted to ONNX).
+				info, ok := findTFInfo(sig.Inputs, name)
 				if !ok {
 					return unknownInput(sig, name)
 				}
-				if _, dup := req.Inputs[name]; dup {
+				if _, dup := req.Inputs[info.Name]; dup {
 					return &processor.InputError{Input: name, Msg: "given twice"}
 				}
 				dt := info.DType
@@ -43,7 +44,7 @@ func decodeJSON(body []byte, sig processor.Signature) (*Request, error) {
 				if err != nil {
 					return inputErr(name, err)
 				}
-				req.Inputs[name] = t
+				req.Inputs[info.Name] = t
 				return nil
 			})
 		case "outputs":

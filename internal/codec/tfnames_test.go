@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"net/http"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -59,4 +60,46 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// JSON and v2 requests take the same TF names: "a:0" is input a, keyed by the model's name;
+// naming one input both ways is refused.
+func TestTFNamesInJSONAndV2(t *testing.T) {
+	sig := processor.Signature{
+		Inputs:  []tensor.Info{{Name: "a", DType: tensor.Float, Shape: []int64{-1}}},
+		Outputs: []tensor.Info{{Name: "p", DType: tensor.Float, Shape: []int64{-1}}},
+	}
+	jsonH := http.Header{"Content-Type": {"application/json"}}
+	for _, tc := range []struct {
+		name, body string
+		v2         bool
+		want       string // "" = a decoded under "a"
+	}{
+		{"json suffix", `{"inputs":{"a:0":[1,2]}}`, false, ""},
+		{"v2 suffix", `{"inputs":[{"name":"a:0","datatype":"FP32","shape":[2],"data":[1,2]}]}`, true, ""},
+		{"json both ways", `{"inputs":{"a":[1],"a:0":[2]}}`, false, `input "a:0": given twice`},
+		{"v2 both ways", `{"inputs":[{"name":"a","datatype":"FP32","shape":[1],"data":[1]},{"name":"a:0","datatype":"FP32","shape":[1],"data":[2]}]}`, true, `input "a:0": given twice`},
+		{"v2 other index", `{"inputs":[{"name":"a:1","datatype":"FP32","shape":[1],"data":[1]}]}`, true, `input "a:1": unknown input; the model's inputs are [a]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var req *Request
+			var err error
+			if tc.v2 {
+				req, err = DecodeV2Infer(jsonH, []byte(tc.body), sig)
+			} else {
+				req, err = Decode(FamilyTensorFlow, jsonH, []byte(tc.body), sig)
+			}
+			if tc.want != "" {
+				wantInputError(t, err, tc.want)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			equalTensor(t, "input a", req.Inputs["a"], &tensor.Tensor{DType: tensor.Float, Shape: []int64{2}, Data: f32s(1, 2)})
+			if len(req.Inputs) != 1 {
+				t.Errorf("inputs keyed %v, want [a]", keys(req.Inputs))
+			}
+		})
+	}
 }

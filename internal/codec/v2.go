@@ -132,11 +132,11 @@ func DecodeV2Infer(header http.Header, body []byte, sig processor.Signature) (*R
 	req := &Request{Format: FormatV2, V2: meta, Inputs: make(map[string]*tensor.Tensor, len(inputs))}
 	for i := range inputs {
 		in := &inputs[i]
-		info, ok := findInfo(sig.Inputs, in.name)
+		info, ok := findTFInfo(sig.Inputs, in.name) // "x:0" names x, as in the TF protobuf path
 		if !ok {
 			return nil, unknownInput(sig, in.name)
 		}
-		if _, dup := req.Inputs[in.name]; dup {
+		if _, dup := req.Inputs[info.Name]; dup {
 			return nil, &processor.InputError{Input: in.name, Msg: "given twice"}
 		}
 		t, rest, err := in.tensor(info.DType, bin)
@@ -144,7 +144,7 @@ func DecodeV2Infer(header http.Header, body []byte, sig processor.Signature) (*R
 			return nil, inputErr(in.name, err)
 		}
 		bin = rest
-		req.Inputs[in.name] = t
+		req.Inputs[info.Name] = t
 	}
 	if len(bin) > 0 {
 		return nil, &processor.InputError{Msg: fmt.Sprintf("%d bytes of binary data left over after the inputs that declare binary_data_size", len(bin))}
