@@ -21,6 +21,31 @@ type PluginEnv struct {
 // file copied unchanged, runtime.json beside it, and the report at env.Report. base supplies
 // the settings the config does not carry (threads, runs, progress, logger, engine).
 func RunPlugin(ctx context.Context, env PluginEnv, optimizeFor string, base Options) (*Result, error) {
+	run, err := StartPlugin(env, optimizeFor)
+	if err != nil {
+		return nil, err
+	}
+	files, cfg, err := ReadPluginInput(env)
+	if err != nil {
+		return nil, err
+	}
+	req, err := ParsePluginConfig(cfg, files)
+	if err != nil {
+		return nil, fmt.Errorf("blade: %w", err)
+	}
+	// ONNX external data travels with the model.
+	return run.Optimize(ctx, req, base, Optimize, ".data")
+}
+
+// PluginRun is a plugin run whose device and environment are settled (StartPlugin).
+type PluginRun struct {
+	env                       PluginEnv
+	optimizeFor, device, note string
+}
+
+// StartPlugin resolves the device to optimize for (PluginDevice) and checks that env names the
+// input, output and report, before anything is read.
+func StartPlugin(env PluginEnv, optimizeFor string) (*PluginRun, error) {
 	device, note, err := PluginDevice(optimizeFor, env.Device)
 	if err != nil {
 		return nil, err
@@ -30,49 +55,54 @@ func RunPlugin(ctx context.Context, env PluginEnv, optimizeFor string, base Opti
 			return nil, fmt.Errorf("blade: plugin mode needs %s", name)
 		}
 	}
-	files, err := modelsource.ListFiles(env.Input)
-	if err != nil {
-		return nil, fmt.Errorf("blade: read EAS_PLUGIN_INPUT: %w", err)
+	return &PluginRun{env: env, optimizeFor: optimizeFor, device: device, note: note}, nil
+}
+
+// ReadPluginInput lists the input model's files and reads the plugin config (nil when
+// EAS_PLUGIN_CONFIG is unset).
+func ReadPluginInput(env PluginEnv) (files []string, config []byte, err error) {
+	if files, err = modelsource.ListFiles(env.Input); err != nil {
+		return nil, nil, fmt.Errorf("blade: read EAS_PLUGIN_INPUT: %w", err)
 	}
-	var cfg []byte
 	if env.Config != "" {
-		if cfg, err = os.ReadFile(env.Config); err != nil {
-			return nil, fmt.Errorf("blade: read EAS_PLUGIN_CONFIG: %w", err)
+		if config, err = os.ReadFile(env.Config); err != nil {
+			return nil, nil, fmt.Errorf("blade: read EAS_PLUGIN_CONFIG: %w", err)
 		}
 	}
-	req, err := ParsePluginConfig(cfg, files)
-	if err != nil {
-		return nil, fmt.Errorf("blade: %w", err)
-	}
+	return files, config, nil
+}
+
+// Optimize runs optimize on req's model with req's options over base, in a scratch
+// directory, records the device note in the report, and writes the plugin output
+// (WritePluginOutput; companions travel with the model).
+func (p *PluginRun) Optimize(ctx context.Context, req *PluginRequest, base Options, optimize func(context.Context, Options) (*Result, error), companions ...string) (*Result, error) {
 	o := base
 	po := req.Options
-	o.Model = filepath.Join(env.Input, filepath.FromSlash(req.ModelFile))
-	o.Level, o.Device = po.Level, device
+	o.Model = filepath.Join(p.env.Input, filepath.FromSlash(req.ModelFile))
+	o.Level, o.Device = po.Level, p.device
 	o.Inputs, o.Outputs, o.InputShapes, o.InputRanges = po.Inputs, po.Outputs, po.InputShapes, po.InputRanges
 	o.WeightAdjustment, o.Accuracy = po.WeightAdjustment, po.Accuracy
 	o.TestData, o.CalibrationDataset = "", ""
 	if po.TestData != "" {
-		o.TestData = filepath.Join(env.Input, filepath.FromSlash(po.TestData))
+		o.TestData = filepath.Join(p.env.Input, filepath.FromSlash(po.TestData))
 	}
 	if po.CalibrationDataset != "" {
-		o.CalibrationDataset = filepath.Join(env.Input, filepath.FromSlash(po.CalibrationDataset))
+		o.CalibrationDataset = filepath.Join(p.env.Input, filepath.FromSlash(po.CalibrationDataset))
 	}
 	tmp, err := os.MkdirTemp("", "blade-plugin-")
 	if err != nil {
 		return nil, fmt.Errorf("blade: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	o.OutputDir = tmp
-	o.ModelName = filepath.Base(req.ModelFile)
-	res, err := Optimize(ctx, o)
+	o.OutputDir, o.ModelName = tmp, filepath.Base(req.ModelFile)
+	res, err := optimize(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	if err := NoteDevice(res, optimizeFor, note); err != nil {
+	if err := NoteDevice(res, p.optimizeFor, p.note); err != nil {
 		return nil, err
 	}
-	// ONNX external data travels with the model.
-	if err := WritePluginOutput(env, res, req.ModelFile, ".data"); err != nil {
+	if err := WritePluginOutput(p.env, res, req.ModelFile, companions...); err != nil {
 		return nil, err
 	}
 	return res, nil

@@ -3,12 +3,9 @@ package torchopt
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/openeas/openeas/internal/blade"
-	"github.com/openeas/openeas/internal/modelsource"
 	"github.com/openeas/openeas/internal/processor/torchproc"
 )
 
@@ -16,15 +13,9 @@ import (
 // config.model_info names is one, or there is no model_info and the input holds exactly one
 // TorchScript file and no .onnx file. ok is false for anything else (Blade for ONNX's job).
 func PluginRequest(env blade.PluginEnv) (req *blade.PluginRequest, ok bool, err error) {
-	files, err := modelsource.ListFiles(env.Input)
+	files, cfg, err := blade.ReadPluginInput(env)
 	if err != nil {
-		return nil, false, fmt.Errorf("blade: read EAS_PLUGIN_INPUT: %w", err)
-	}
-	var cfg []byte
-	if env.Config != "" {
-		if cfg, err = os.ReadFile(env.Config); err != nil {
-			return nil, false, fmt.Errorf("blade: read EAS_PLUGIN_CONFIG: %w", err)
-		}
+		return nil, false, err
 	}
 	req, perr := blade.ParsePluginConfig(cfg, files)
 	if perr == nil {
@@ -51,43 +42,10 @@ func PluginRequest(env blade.PluginEnv) (req *blade.PluginRequest, ok bool, err 
 // env.Output with its signature file, every other input file copied unchanged, runtime.json
 // beside it, and the report at env.Report. base supplies threads, runs and progress.
 func RunPlugin(ctx context.Context, env blade.PluginEnv, req *blade.PluginRequest, optimizeFor string, base blade.Options) (*blade.Result, error) {
-	device, note, err := blade.PluginDevice(optimizeFor, env.Device)
+	run, err := blade.StartPlugin(env, optimizeFor)
 	if err != nil {
-		return nil, err
-	}
-	for name, v := range map[string]string{"EAS_PLUGIN_INPUT": env.Input, "EAS_PLUGIN_OUTPUT": env.Output, "EAS_PLUGIN_REPORT": env.Report} {
-		if v == "" {
-			return nil, fmt.Errorf("blade: plugin mode needs %s", name)
-		}
-	}
-	o := base
-	po := req.Options
-	o.Model = filepath.Join(env.Input, filepath.FromSlash(req.ModelFile))
-	o.Level, o.Device = po.Level, device
-	o.InputShapes, o.InputRanges, o.Accuracy = po.InputShapes, po.InputRanges, po.Accuracy
-	o.TestData, o.CalibrationDataset = "", ""
-	if po.TestData != "" {
-		o.TestData = filepath.Join(env.Input, filepath.FromSlash(po.TestData))
-	}
-	if po.CalibrationDataset != "" {
-		o.CalibrationDataset = filepath.Join(env.Input, filepath.FromSlash(po.CalibrationDataset))
-	}
-	tmp, err := os.MkdirTemp("", "blade-torch-")
-	if err != nil {
-		return nil, fmt.Errorf("blade: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-	o.OutputDir, o.ModelName = tmp, filepath.Base(req.ModelFile)
-	res, err := Optimize(ctx, o)
-	if err != nil {
-		return nil, err
-	}
-	if err := blade.NoteDevice(res, optimizeFor, note); err != nil {
 		return nil, err
 	}
 	// The signature file travels with the TorchScript model.
-	if err := blade.WritePluginOutput(env, res, req.ModelFile, torchproc.SignatureSuffix); err != nil {
-		return nil, err
-	}
-	return res, nil
+	return run.Optimize(ctx, req, base, Optimize, torchproc.SignatureSuffix)
 }
