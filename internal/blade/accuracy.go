@@ -1,7 +1,6 @@
 package blade
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math"
 	"slices"
@@ -43,8 +42,8 @@ func (c *outputCompare) add(got, ref *tensor.Tensor) {
 		}
 		return
 	}
-	a, okA := floats(got)
-	b, okB := floats(ref)
+	a, okA := got.Float64s()
+	b, okB := ref.Float64s()
 	if !okA || !okB {
 		c.err = fmt.Sprintf("cannot compare dtype %s", ref.DType)
 		return
@@ -139,65 +138,4 @@ func (c *outputCompare) within(level string, b AccuracyBudget) (bool, string) {
 		}
 	}
 	return true, ""
-}
-
-// floats widens a numeric tensor to float64 values.
-func floats(t *tensor.Tensor) ([]float64, bool) {
-	n := len(t.Data) / max(t.DType.Size(), 1)
-	out := make([]float64, n)
-	d := t.Data
-	le := binary.LittleEndian
-	switch t.DType {
-	case tensor.Float:
-		for i := range out {
-			out[i] = float64(math.Float32frombits(le.Uint32(d[4*i:])))
-		}
-	case tensor.Double:
-		for i := range out {
-			out[i] = math.Float64frombits(le.Uint64(d[8*i:]))
-		}
-	case tensor.Float16:
-		for i := range out {
-			out[i] = float64(tensor.Float16ToFloat32(le.Uint16(d[2*i:])))
-		}
-	case tensor.BFloat16:
-		for i := range out {
-			out[i] = float64(math.Float32frombits(uint32(le.Uint16(d[2*i:])) << 16))
-		}
-	case tensor.Int8:
-		for i := range out {
-			out[i] = float64(int8(d[i]))
-		}
-	case tensor.Uint8, tensor.Bool:
-		for i := range out {
-			out[i] = float64(d[i])
-		}
-	case tensor.Int16:
-		for i := range out {
-			out[i] = float64(int16(le.Uint16(d[2*i:])))
-		}
-	case tensor.Uint16:
-		for i := range out {
-			out[i] = float64(le.Uint16(d[2*i:]))
-		}
-	case tensor.Int32:
-		for i := range out {
-			out[i] = float64(int32(le.Uint32(d[4*i:])))
-		}
-	case tensor.Uint32:
-		for i := range out {
-			out[i] = float64(le.Uint32(d[4*i:]))
-		}
-	case tensor.Int64:
-		for i := range out {
-			out[i] = float64(int64(le.Uint64(d[8*i:])))
-		}
-	case tensor.Uint64:
-		for i := range out {
-			out[i] = float64(le.Uint64(d[8*i:]))
-		}
-	default:
-		return nil, false
-	}
-	return out, true
 }

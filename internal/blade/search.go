@@ -305,7 +305,7 @@ func (op *optimizer) inputMeans(ctx context.Context, m *onnxpb.ModelProto, targe
 			if t == nil || t.DType != tensor.Float || len(t.Shape) == 0 {
 				continue
 			}
-			v, _ := floats(t)
+			v, _ := t.Float64s()
 			k := int(t.Shape[len(t.Shape)-1])
 			if k == 0 {
 				continue

@@ -234,8 +234,8 @@ func relL2(a, b *tensor.Tensor) (float64, bool) {
 	if a == nil || b == nil || len(a.Data) != len(b.Data) {
 		return 0, false
 	}
-	va, okA := floats(a)
-	vb, okB := floats(b)
+	va, okA := a.Float64s()
+	vb, okB := b.Float64s()
 	if !okA || !okB {
 		return 0, false
 	}

@@ -267,8 +267,8 @@ func AllClose(got, ref *tensor.Tensor, tol Tolerance) (bool, string) {
 		}
 		return true, ""
 	}
-	a, okA := Floats(got)
-	b, okB := Floats(ref)
+	a, okA := got.Float64s()
+	b, okB := ref.Float64s()
 	if !okA || !okB {
 		return false, fmt.Sprintf("cannot compare dtype %s", ref.DType)
 	}
@@ -288,44 +288,6 @@ func AllClose(got, ref *tensor.Tensor, tol Tolerance) (bool, string) {
 		}
 	}
 	return true, ""
-}
-
-// Floats widens a numeric tensor to float64 (false for strings and unknown dtypes).
-func Floats(t *tensor.Tensor) ([]float64, bool) {
-	n := len(t.Data) / max(t.DType.Size(), 1)
-	out := make([]float64, n)
-	d, le := t.Data, binary.LittleEndian
-	for i := range out {
-		switch t.DType {
-		case tensor.Float:
-			out[i] = float64(math.Float32frombits(le.Uint32(d[4*i:])))
-		case tensor.Double:
-			out[i] = math.Float64frombits(le.Uint64(d[8*i:]))
-		case tensor.Float16:
-			out[i] = float64(tensor.Float16ToFloat32(le.Uint16(d[2*i:])))
-		case tensor.BFloat16:
-			out[i] = float64(math.Float32frombits(uint32(le.Uint16(d[2*i:])) << 16))
-		case tensor.Int8:
-			out[i] = float64(int8(d[i]))
-		case tensor.Uint8, tensor.Bool:
-			out[i] = float64(d[i])
-		case tensor.Int16:
-			out[i] = float64(int16(le.Uint16(d[2*i:])))
-		case tensor.Uint16:
-			out[i] = float64(le.Uint16(d[2*i:]))
-		case tensor.Int32:
-			out[i] = float64(int32(le.Uint32(d[4*i:])))
-		case tensor.Uint32:
-			out[i] = float64(le.Uint32(d[4*i:]))
-		case tensor.Int64:
-			out[i] = float64(int64(le.Uint64(d[8*i:])))
-		case tensor.Uint64:
-			out[i] = float64(le.Uint64(d[8*i:]))
-		default:
-			return nil, false
-		}
-	}
-	return out, true
 }
 
 // Cosine is the cosine similarity of two equally long vectors (1 when both are zero).

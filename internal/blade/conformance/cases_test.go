@@ -96,9 +96,9 @@ func TestLoadCaseReadsSuiteLayout(t *testing.T) {
 		t.Fatalf("LoadCase = %+v", c)
 	}
 	x, y, z := c.Sets[0].Inputs[c.Inputs[0]], c.Sets[0].Inputs[c.Inputs[1]], c.Sets[0].Outputs[c.Outputs[0]]
-	a, _ := Floats(x)
-	b, _ := Floats(y)
-	s, _ := Floats(z)
+	a, _ := x.Float64s()
+	b, _ := y.Float64s()
+	s, _ := z.Float64s()
 	for i := range s {
 		if math.Abs(a[i]+b[i]-s[i]) > 1e-6 {
 			t.Fatalf("element %d: %g + %g != reference %g", i, a[i], b[i], s[i])

@@ -339,8 +339,8 @@ func checkShipped(c *Case, res *blade.Result, int8 []map[string]*tensor.Tensor) 
 			}
 			ref := int8[i][name]
 			if ref.DType == tensor.Float || ref.DType == tensor.Double || ref.DType == tensor.Float16 {
-				a, _ := Floats(got[name])
-				b, _ := Floats(ref)
+				a, _ := got[name].Float64s()
+				b, _ := ref.Float64s()
 				if got[name] == nil || len(a) != len(b) {
 					return fmt.Sprintf("data set %d, output %s: shape changed", i, name)
 				}

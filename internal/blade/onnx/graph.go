@@ -388,8 +388,8 @@ func (h *intHeap) Pop() any {
 	return x
 }
 
-func topoSort(gp *onnxpb.GraphProto) error {
-	nodes := gp.GetNode()
+// producerIndex maps each value a node outputs to that node's index.
+func producerIndex(nodes []*onnxpb.NodeProto) map[string]int {
 	prod := map[string]int{}
 	for i, n := range nodes {
 		for _, o := range n.GetOutput() {
@@ -398,6 +398,12 @@ func topoSort(gp *onnxpb.GraphProto) error {
 			}
 		}
 	}
+	return prod
+}
+
+func topoSort(gp *onnxpb.GraphProto) error {
+	nodes := gp.GetNode()
+	prod := producerIndex(nodes)
 	indeg := make([]int, len(nodes))
 	succ := make([][]int, len(nodes))
 	for i, n := range nodes {
@@ -461,14 +467,7 @@ func (g *Graph) RemoveDeadNodes() int {
 
 func removeDead(gp *onnxpb.GraphProto) int {
 	nodes := gp.GetNode()
-	prod := map[string]int{}
-	for i, n := range nodes {
-		for _, o := range n.GetOutput() {
-			if o != "" {
-				prod[o] = i
-			}
-		}
-	}
+	prod := producerIndex(nodes)
 	live := make([]bool, len(nodes))
 	var stack []int
 	mark := func(name string) {

@@ -670,18 +670,28 @@ func (b *Backend) ensureService(ctx context.Context, name string, root *corev1.S
 	return nil
 }
 
-// Stop scales the service to zero pods and waits until they are gone. Routing stops at once.
-// The Deployment, Service and Secret stay, so a later Apply (start) reuses them.
-func (b *Backend) Stop(ctx context.Context, name string) error {
+// halt takes the service's lock, marks it stopped and takes it out of routing at once (Stop
+// and Delete); the caller unlocks.
+func (b *Backend) halt(ctx context.Context, name string) (*svcState, error) {
 	s, err := b.lock(ctx, name)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer s.unlock()
 	b.mu.Lock()
 	s.stopped = true
 	b.mu.Unlock()
 	b.route(name)
+	return s, nil
+}
+
+// Stop scales the service to zero pods and waits until they are gone. Routing stops at once.
+// The Deployment, Service and Secret stay, so a later Apply (start) reuses them.
+func (b *Backend) Stop(ctx context.Context, name string) error {
+	s, err := b.halt(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer s.unlock()
 	obj := ObjectName(name)
 	err = b.updateDeployment(ctx, obj, func(cur *appsv1.Deployment) { cur.Spec.Replicas = new(int32(0)) })
 	if apierrors.IsNotFound(err) {
@@ -721,15 +731,11 @@ func (b *Backend) Stop(ctx context.Context, name string) error {
 // the root Secret. Pods, ReplicaSets and EndpointSlices go with their owners (Kubernetes'
 // garbage collector, through the owner references that lead to the root Secret).
 func (b *Backend) Delete(ctx context.Context, name string) error {
-	s, err := b.lock(ctx, name)
+	s, err := b.halt(ctx, name)
 	if err != nil {
 		return err
 	}
 	defer s.unlock()
-	b.mu.Lock()
-	s.stopped = true
-	b.mu.Unlock()
-	b.route(name)
 	obj := ObjectName(name)
 	bg := metav1.DeletePropagationBackground
 	del := metav1.DeleteOptions{PropagationPolicy: &bg}
