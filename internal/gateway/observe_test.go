@@ -3,6 +3,7 @@ package gateway
 import (
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -108,7 +109,7 @@ func TestRateLimit(t *testing.T) {
 		got = append(got, send("m1", token))
 	}
 	want := []int{200, 200, 200, 429, 429}
-	if !equalInts(got, want) {
+	if !slices.Equal(got, want) {
 		t.Fatalf("codes at a standing clock %v, want %v", got, want)
 	}
 	// Another service is not limited.
@@ -119,7 +120,7 @@ func TestRateLimit(t *testing.T) {
 	}
 	// At 3 QPS, 0.35 s refills one token (and a bit).
 	clock.add(350 * time.Millisecond)
-	if got := []int{send("m1", token), send("m1", token)}; !equalInts(got, []int{200, 429}) {
+	if got := []int{send("m1", token), send("m1", token)}; !slices.Equal(got, []int{200, 429}) {
 		t.Fatalf("after 0.35 s: %v, want [200 429]", got)
 	}
 	// A long pause refills to the burst, never beyond.
@@ -128,7 +129,7 @@ func TestRateLimit(t *testing.T) {
 	for range 4 {
 		got = append(got, send("m1", token))
 	}
-	if !equalInts(got, []int{200, 200, 200, 429}) {
+	if !slices.Equal(got, []int{200, 200, 200, 429}) {
 		t.Fatalf("after an hour: %v, want [200 200 200 429]", got)
 	}
 	// Setting the same limit again keeps the bucket (still empty); changing it refills.
@@ -172,10 +173,10 @@ func TestObserver(t *testing.T) {
 	post(t, front.URL+"/api/predict/m2", token, nil, "x")
 	post(t, front.URL+"/api/predict/idle", token, nil, "x")
 
-	if got := rec.codes("m1"); !equalInts(got, []int{401, 200, 200, 200, 200}) {
+	if got := rec.codes("m1"); !slices.Equal(got, []int{401, 200, 200, 200, 200}) {
 		t.Errorf("m1 codes %v, want [401 200 200 200 200]", got)
 	}
-	if got := rec.codes("idle"); !equalInts(got, []int{503}) {
+	if got := rec.codes("idle"); !slices.Equal(got, []int{503}) {
 		t.Errorf("idle codes %v, want [503]", got)
 	}
 	if got := rec.codes("nosuch"); len(got) != 0 {
@@ -229,16 +230,4 @@ func TestEachInFlight(t *testing.T) {
 	close(wk.hold)
 	<-done
 	<-done
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

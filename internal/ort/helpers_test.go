@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 	"os"
+	"slices"
 	"testing"
 
 	"github.com/openeas/openeas/internal/tensor"
@@ -99,11 +100,11 @@ func sameTensor(tb testing.TB, name string, got, want *tensor.Tensor) {
 	if got.DType != want.DType {
 		tb.Errorf("output %q dtype %v, want %v", name, got.DType, want.DType)
 	}
-	if !slicesEqual(got.Shape, want.Shape) {
+	if !slices.Equal(got.Shape, want.Shape) {
 		tb.Errorf("output %q shape %v, want %v", name, got.Shape, want.Shape)
 	}
 	if want.DType == tensor.String {
-		if !slicesEqual(got.Strings, want.Strings) {
+		if !slices.Equal(got.Strings, want.Strings) {
 			tb.Errorf("output %q strings %q, want %q", name, got.Strings, want.Strings)
 		}
 		return
@@ -114,16 +115,4 @@ func sameTensor(tb testing.TB, name string, got, want *tensor.Tensor) {
 	if got.Data == nil {
 		tb.Errorf("output %q: nil Data, want a (possibly empty) slice", name)
 	}
-}
-
-func slicesEqual[T comparable](a, b []T) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -287,7 +288,7 @@ func sameInfos(t *testing.T, what string, got, want []tensor.Info) {
 	}
 	for i := range want {
 		g, w := got[i], want[i]
-		if g.Name != w.Name || g.DType != w.DType || !slicesEqual(g.Shape, w.Shape) || !slicesEqual(g.DimNames, w.DimNames) {
+		if g.Name != w.Name || g.DType != w.DType || !slices.Equal(g.Shape, w.Shape) || !slices.Equal(g.DimNames, w.DimNames) {
 			t.Errorf("%s[%d]: got %+v, want %+v", what, i, g, w)
 		}
 		if g.Shape == nil {
@@ -469,7 +470,7 @@ func TestConcurrentRuns(t *testing.T) {
 					errs <- err
 					return
 				}
-				if g := fromLE[float32](t, got["output_scalars"].Data); !slicesEqual(g, want) {
+				if g := fromLE[float32](t, got["output_scalars"].Data); !slices.Equal(g, want) {
 					errs <- errors.New("worker got wrong sums")
 					return
 				}

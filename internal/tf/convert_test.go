@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -177,7 +178,7 @@ func TestFixturesMatchTFJS(t *testing.T) {
 					if g == nil {
 						t.Fatalf("output %s missing", o.Name)
 					}
-					if !equalShape(g.Shape, o.Shape) {
+					if !slices.Equal(g.Shape, o.Shape) {
 						t.Errorf("output %s: shape %v, tfjs %v", o.Name, g.Shape, o.Shape)
 						continue
 					}
@@ -191,18 +192,6 @@ func TestFixturesMatchTFJS(t *testing.T) {
 			})
 		}
 	}
-}
-
-func equalShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func node(name, op string, inputs []string, attrs map[string]*tfpb.AttrValue) *tfpb.NodeDef {

@@ -111,7 +111,7 @@ func TestConstantsToInitializers(t *testing.T) {
 		t.Fatalf("converted %d, want 2 (the graph-output constant stays)", n)
 	}
 	w := g.Constant("w")
-	if v, err := TensorToFloat32(w); err != nil || !equalF32(v, []float32{1, 2}) || w.GetName() != "w" {
+	if v, err := TensorToFloat32(w); err != nil || !slices.Equal(v, []float32{1, 2}) || w.GetName() != "w" {
 		t.Errorf("w = %v %v", v, err)
 	}
 	if v, err := TensorToInt64(g.Initializer("s")); err != nil || !slices.Equal(v, []int64{4, 5}) {

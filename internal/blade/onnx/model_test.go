@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -123,7 +124,7 @@ func TestSaveExternalData(t *testing.T) {
 	for _, name := range []string{"w", "small"} {
 		a, _ := TensorToFloat32(findInit(orig.(*onnxpb.ModelProto), name))
 		b, err := TensorToFloat32(findInit(back, name))
-		if err != nil || !equalF32(a, b) {
+		if err != nil || !slices.Equal(a, b) {
 			t.Errorf("tensor %s changed in the round trip (%v)", name, err)
 		}
 	}
@@ -150,18 +151,6 @@ func findInit(m *onnxpb.ModelProto, name string) *onnxpb.TensorProto {
 		}
 	}
 	return nil
-}
-
-func equalF32(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestLoadErrors(t *testing.T) {
@@ -221,7 +210,7 @@ func TestTensorAccessors(t *testing.T) {
 	raw := Float32Tensor("f", []int64{2}, []float32{1.5, -2})
 	for _, tp := range []*onnxpb.TensorProto{typed, raw} {
 		v, err := TensorToFloat32(tp)
-		if err != nil || !equalF32(v, []float32{1.5, -2}) {
+		if err != nil || !slices.Equal(v, []float32{1.5, -2}) {
 			t.Errorf("TensorToFloat32 = %v, %v", v, err)
 		}
 	}

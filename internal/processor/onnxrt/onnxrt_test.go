@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -115,7 +116,7 @@ func checkCls(t *testing.T, ref clsReference, out map[string]*tensor.Tensor) {
 	if got == nil {
 		t.Fatalf("output %q missing from %v", ref.Output, out)
 	}
-	if !equal(got.Shape, ref.OutputShape) {
+	if !slices.Equal(got.Shape, ref.OutputShape) {
 		t.Fatalf("shape %v, want %v", got.Shape, ref.OutputShape)
 	}
 	for i, v := range f32Values(t, got) {
@@ -125,25 +126,13 @@ func checkCls(t *testing.T, ref clsReference, out map[string]*tensor.Tensor) {
 	}
 }
 
-func equal[T comparable](a, b []T) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func TestClsMatchesReference(t *testing.T) {
 	initORT(t)
 	ref := loadCls(t)
 	p := open(t, clsModel, processor.Runtime{})
 	sig := p.Signature()
-	if len(sig.Inputs) != 1 || sig.Inputs[0].Name != ref.Input || !equal(sig.Inputs[0].Shape, []int64{-1, 3, -1, -1}) ||
-		len(sig.Outputs) != 1 || sig.Outputs[0].Name != ref.Output || !equal(sig.Outputs[0].Shape, []int64{-1, 2}) {
+	if len(sig.Inputs) != 1 || sig.Inputs[0].Name != ref.Input || !slices.Equal(sig.Inputs[0].Shape, []int64{-1, 3, -1, -1}) ||
+		len(sig.Outputs) != 1 || sig.Outputs[0].Name != ref.Output || !slices.Equal(sig.Outputs[0].Shape, []int64{-1, 2}) {
 		t.Fatalf("signature %+v", sig)
 	}
 	out, err := p.Predict(context.Background(), map[string]*tensor.Tensor{ref.Input: clsInput(ref.InputShape)}, nil)
@@ -240,7 +229,7 @@ func TestPredictSmallModels(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(out) != 1 || !equal(out[tc.output].Shape, tc.shape) || !equal(f32Values(t, out[tc.output]), tc.want) {
+			if len(out) != 1 || !slices.Equal(out[tc.output].Shape, tc.shape) || !slices.Equal(f32Values(t, out[tc.output]), tc.want) {
 				t.Fatalf("got %+v, want %s %v = %v", out, tc.output, tc.shape, tc.want)
 			}
 		})
