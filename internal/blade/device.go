@@ -26,8 +26,8 @@ func PluginDevice(optimizeFor, platformDevice string) (device, note string, err 
 	}
 }
 
-// NoteDevice records a PluginDevice note in a finished run's report and rewrites it.
-func NoteDevice(res *Result, requested, note string) error {
+// noteDevice records a PluginDevice note in a finished run's report and rewrites it.
+func noteDevice(res *Result, requested, note string) error {
 	if note == "" {
 		return nil
 	}

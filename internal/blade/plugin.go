@@ -74,7 +74,7 @@ func ReadPluginInput(env PluginEnv) (files []string, config []byte, err error) {
 
 // Optimize runs optimize on req's model with req's options over base, in a scratch
 // directory, records the device note in the report, and writes the plugin output
-// (WritePluginOutput; companions travel with the model).
+// (writePluginOutput; companions travel with the model).
 func (p *PluginRun) Optimize(ctx context.Context, req *PluginRequest, base Options, optimize func(context.Context, Options) (*Result, error), companions ...string) (*Result, error) {
 	o := base
 	po := req.Options
@@ -99,21 +99,21 @@ func (p *PluginRun) Optimize(ctx context.Context, req *PluginRequest, base Optio
 	if err != nil {
 		return nil, err
 	}
-	if err := NoteDevice(res, p.optimizeFor, p.note); err != nil {
+	if err := noteDevice(res, p.optimizeFor, p.note); err != nil {
 		return nil, err
 	}
-	if err := WritePluginOutput(p.env, res, req.ModelFile, companions...); err != nil {
+	if err := writePluginOutput(p.env, res, req.ModelFile, companions...); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
-// WritePluginOutput assembles a plugin run's output directory from a finished run: every
+// writePluginOutput assembles a plugin run's output directory from a finished run: every
 // input file copied unchanged except the model, its companions and a stale runtime.json;
 // then the optimized model with the companions it has (files named model+suffix, e.g. ONNX
 // external data ".data"), runtime.json, and the report at env.Report. res's paths are
 // updated to where the files now are.
-func WritePluginOutput(env PluginEnv, res *Result, modelFile string, companions ...string) error {
+func writePluginOutput(env PluginEnv, res *Result, modelFile string, companions ...string) error {
 	files, err := modelsource.ListFiles(env.Input)
 	if err != nil {
 		return fmt.Errorf("blade: read EAS_PLUGIN_INPUT: %w", err)

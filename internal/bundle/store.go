@@ -311,11 +311,20 @@ func (s *Store) Open(digest string) (*Manifest, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	m, err := readManifest(filepath.Join(dir, ManifestFile))
+	m, err := manifestIn(dir, digest)
 	if err != nil {
-		return nil, "", fmt.Errorf("open bundle %s: %w: %v", digest, ErrCorrupt, err)
+		return nil, "", err
 	}
 	return m, dir, nil
+}
+
+// manifestIn reads the manifest of the bundle digest sealed in dir.
+func manifestIn(dir, digest string) (*Manifest, error) {
+	m, err := readManifest(filepath.Join(dir, ManifestFile))
+	if err != nil {
+		return nil, fmt.Errorf("open bundle %s: %w: %v", digest, ErrCorrupt, err)
+	}
+	return m, nil
 }
 
 // LocalManifest reads the manifest of a bundle in this data directory, never fetching it from
@@ -325,11 +334,7 @@ func (s *Store) LocalManifest(digest string) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := readManifest(filepath.Join(dir, ManifestFile))
-	if err != nil {
-		return nil, fmt.Errorf("bundle %s: %w: %v", digest, ErrCorrupt, err)
-	}
-	return m, nil
+	return manifestIn(dir, digest)
 }
 
 // Verify recomputes the digest of a sealed bundle and returns an error wrapping ErrCorrupt when
