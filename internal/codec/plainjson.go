@@ -36,11 +36,7 @@ func decodeJSON(body []byte, sig processor.Signature) (*Request, error) {
 				if _, dup := req.Inputs[info.Name]; dup {
 					return &processor.InputError{Input: name, Msg: "given twice"}
 				}
-				dt := info.DType
-				if dt == tensor.Invalid {
-					dt = tensor.Float // JSON numbers, for an input whose dtype the model does not declare
-				}
-				t, err := readList(s, dt, sizeHint(info))
+				t, err := readList(s, info.ValueDType(), sizeHint(info))
 				if err != nil {
 					return inputErr(name, err)
 				}

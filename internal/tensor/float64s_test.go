@@ -37,3 +37,12 @@ func TestFloat64s(t *testing.T) {
 		t.Error("a string tensor widened to numbers")
 	}
 }
+
+func TestValueDType(t *testing.T) {
+	if d := (Info{DType: Int64}).ValueDType(); d != Int64 {
+		t.Errorf("declared int64: %s", d)
+	}
+	if d := (Info{}).ValueDType(); d != Float {
+		t.Errorf("undeclared: %s, want float32", d)
+	}
+}

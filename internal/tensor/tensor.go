@@ -146,6 +146,15 @@ type Info struct {
 	DimNames []string `json:"dim_names,omitempty"`
 }
 
+// ValueDType is the dtype to build values of for this input when a request does not say
+// (JSON numbers, synthesized data): DType, or float32 when the model does not declare one.
+func (i Info) ValueDType() DType {
+	if i.DType == Invalid {
+		return Float
+	}
+	return i.DType
+}
+
 // Accepts reports whether a concrete shape fits this signature (rank equal, fixed dims equal).
 func (i Info) Accepts(shape []int64) bool {
 	if i.Shape == nil { // unknown rank

@@ -26,10 +26,7 @@ func warmUp(ctx context.Context, md *model) error {
 			}
 			shape[i] = d
 		}
-		dt := info.DType
-		if dt == tensor.Invalid {
-			dt = tensor.Float // undeclared (TorchScript without a signature file)
-		}
+		dt := info.ValueDType()
 		t := &tensor.Tensor{DType: dt, Shape: shape}
 		n := tensor.NumElements(shape)
 		if dt == tensor.String {

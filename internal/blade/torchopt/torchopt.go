@@ -299,10 +299,7 @@ func synthesize(ins []tensor.Info, shapeSets [][]string) ([]map[string]*tensor.T
 			s := map[string]*tensor.Tensor{}
 			for i, in := range ins {
 				n := tensor.NumElements(shapes[i])
-				dt := in.DType
-				if dt == tensor.Invalid {
-					dt = tensor.Float // undeclared: what JSON requests would send
-				}
+				dt := in.ValueDType()
 				t := &tensor.Tensor{DType: dt, Shape: shapes[i], Data: make([]byte, n*int64(dt.Size()))}
 				for k := range n {
 					switch dt {
