@@ -114,11 +114,15 @@ type backend struct {
 	base     string           // "http://ADDR/predict"
 	frame    *frame.Transport // set when ep.Socket is
 	inflight atomic.Int64
+	// retired is set when the backend leaves the ready set: its worker is about to drain,
+	// and a request that was routed to it just before may meet a closing connection.
+	retired atomic.Bool
 }
 
 // close releases the backend's idle frame connections once it leaves the ready set;
 // requests still running on it finish first.
 func (b *backend) close() {
+	b.retired.Store(true)
 	if b.frame != nil {
 		b.frame.Close()
 	}
@@ -438,8 +442,11 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, name, sub, path,
 	}
 	start := g.now()
 	resp, err := g.forward(r, b, sub, sb)
-	if err != nil && isDialError(err) && r.Context().Err() == nil {
-		// The request never reached a worker (it just went away), so resending is safe.
+	if err != nil && (isDialError(err) || b.retired.Load()) && r.Context().Err() == nil {
+		// Resending is safe when the request never reached a worker (it just went away),
+		// and when the worker had been withdrawn from the ready set: a draining worker
+		// finishes every request it has read, so a connection it drops carried none (it
+		// closed an idle connection as the request was being written on it).
 		if b2 := p.pick(b); b2 != nil {
 			g.log.Debug("predict: worker unreachable, retrying on another", "service", name, "instance", b.ep.ID, "retry", b2.ep.ID, "err", err)
 			if g.obs != nil {

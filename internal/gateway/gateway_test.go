@@ -441,6 +441,43 @@ func TestNoRetryAfterRequestSent(t *testing.T) {
 	}
 }
 
+func TestRetryWhenRetiredWorkerDrops(t *testing.T) {
+	// A worker withdrawn from the ready set while a request is on its way to it: the
+	// draining worker closes the connection without answering, and the gateway resends
+	// the request to a current worker instead of answering 502.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	read, retire := make(chan struct{}, 1), make(chan struct{})
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+			read <- struct{}{}
+			<-retire
+		}
+		c.Close()
+	}()
+	other := newWorker(t, "other", false)
+	g, front := newGateway(t, fakeServices{"m1": token})
+	g.SetEndpoints("m1", []Endpoint{{ID: "retiring", Addr: ln.Addr().String()}})
+	go func() {
+		<-read
+		g.SetEndpoints("m1", []Endpoint{other.ep()})
+		close(retire)
+	}()
+	if code, b, _ := post(t, front.URL+"/api/predict/m1", token, nil, "payload"); code != 200 || b != "other" {
+		t.Fatalf("request on a retired worker: %d %q, want 200 from the current worker", code, b)
+	}
+	if n := other.hits.Load(); n != 1 {
+		t.Errorf("current worker got %d requests, want 1", n)
+	}
+}
+
 func TestClientCancel(t *testing.T) {
 	wk := newWorker(t, "w1", true)
 	g, front := newGateway(t, fakeServices{"m1": token})

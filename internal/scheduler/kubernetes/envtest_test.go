@@ -211,16 +211,18 @@ type recRouter struct {
 	next scheduler.Router
 }
 
+// SetEndpoints passes the set on before recording it, so routes never reports an address
+// gone while the gateway still routes to it (the fake node stops a worker on that report).
 func (r *recRouter) SetEndpoints(service string, eps []scheduler.Endpoint) {
+	if r.next != nil {
+		r.next.SetEndpoints(service, eps)
+	}
 	r.mu.Lock()
 	if r.sets == nil {
 		r.sets = map[string][]scheduler.Endpoint{}
 	}
 	r.sets[service] = eps
 	r.mu.Unlock()
-	if r.next != nil {
-		r.next.SetEndpoints(service, eps)
-	}
 }
 
 func (r *recRouter) get(service string) []scheduler.Endpoint {
