@@ -85,8 +85,10 @@ func (m *meta) header() (http.Header, error) {
 	return h, nil
 }
 
-// encodeRequest writes a request frame: method, target, header and body.
-func encodeRequest(w *bufio.Writer, method, target string, h http.Header, body []byte) error {
+// encodeRequest writes a request frame: method, target, header and the n bytes of body
+// (nil when n is 0). A body that does not hold exactly n bytes is an error, after which the
+// connection must be closed: its frame is incomplete or too long.
+func encodeRequest(w *bufio.Writer, method, target string, h http.Header, body io.Reader, n int64) error {
 	m := appendString(nil, method)
 	m = appendString(m, target)
 	m = appendHeader(m, h)
@@ -96,10 +98,26 @@ func encodeRequest(w *bufio.Writer, method, target string, h http.Header, body [
 	var pre [13]byte
 	pre[0] = version
 	binary.LittleEndian.PutUint32(pre[1:], uint32(len(m)))
-	binary.LittleEndian.PutUint64(pre[5:], uint64(len(body)))
+	binary.LittleEndian.PutUint64(pre[5:], uint64(n))
 	w.Write(pre[:])
 	w.Write(m)
-	w.Write(body)
+	if n > 0 {
+		// A WriterTo (the gateway's buffered body) goes to the socket in one write,
+		// without the chunking or the copy that io.CopyN would add.
+		var written int64
+		var err error
+		if wt, ok := body.(io.WriterTo); ok {
+			written, err = wt.WriteTo(w)
+		} else {
+			written, err = io.CopyN(w, body, n)
+		}
+		if err == nil && written != n || errors.Is(err, io.EOF) {
+			return fmt.Errorf("frame: request body has %d bytes, its length says %d", written, n)
+		}
+		if err != nil {
+			return fmt.Errorf("frame: write request body: %w", err)
+		}
+	}
 	return w.Flush()
 }
 

@@ -119,6 +119,51 @@ func TestRoundTrips(t *testing.T) {
 	}
 }
 
+func TestRequestBodies(t *testing.T) {
+	s, tr, _ := start(t, echo, 1<<20)
+	for _, tt := range []struct {
+		name    string
+		body    io.Reader
+		length  int64
+		stale   bool   // the server dropped the idle connection first: the body is resent
+		want    string // answer suffix; "" when RoundTrip must fail
+		wantErr string
+	}{
+		{"known length", strings.NewReader("abc"), 3, false, `"3"|abc`, ""},
+		{"unknown length is read first", io.MultiReader(strings.NewReader("ab"), strings.NewReader("cd")), -1, false, `"4"|abcd`, ""},
+		{"unknown length resent", io.MultiReader(strings.NewReader("xyz")), -1, true, `"3"|xyz`, ""},
+		{"known length resent", strings.NewReader("resent"), 6, true, `"6"|resent`, ""},
+		{"shorter than its length", io.MultiReader(strings.NewReader("ab")), 5, false, "", "request body has 2 bytes, its length says 5"},
+		{"usable afterwards", strings.NewReader("ok"), 2, false, `"2"|ok`, ""},
+	} {
+		if tt.stale {
+			s.mu.Lock()
+			for c := range s.conns {
+				c.Close()
+			}
+			s.mu.Unlock()
+			time.Sleep(20 * time.Millisecond)
+		}
+		req, _ := http.NewRequest("POST", "http://worker/p", tt.body)
+		req.ContentLength = tt.length
+		resp, err := tr.RoundTrip(req)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%s: %v, want error %q", tt.name, err, tt.wantErr)
+
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if !strings.HasSuffix(string(b), tt.want) {
+			t.Errorf("%s: answer %q, want suffix %q", tt.name, b, tt.want)
+		}
+	}
+}
+
 func TestConcurrentRequests(t *testing.T) {
 	_, tr, _ := start(t, echo, 1<<20)
 	var wg sync.WaitGroup
@@ -297,5 +342,34 @@ func TestMalformedFramesCloseTheConnection(t *testing.T) {
 		if err != nil || len(b) != 0 {
 			t.Errorf("frame % x: answer %q, err %v; want the connection closed without an answer", raw, b, err)
 		}
+	}
+}
+
+// BenchmarkLargeBody sends a 2 MB body (a ResNet-50 input as JSON is about that size) and
+// reads a small answer.
+func BenchmarkLargeBody(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "w.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprint(w, n)
+	}), MaxBody: 8 << 20}
+	go s.Serve(ln)
+	defer s.Close()
+	tr := NewTransport(path)
+	defer tr.Close()
+	body := bytes.Repeat([]byte("0.123456, "), 200_000)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		req, _ := http.NewRequest("POST", "http://worker/p", bytes.NewReader(body))
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
 	}
 }

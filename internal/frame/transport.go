@@ -89,34 +89,49 @@ func (t *Transport) Closed() bool {
 	return t.closed
 }
 
-// RoundTrip sends req and reads the whole answer. A reused connection that turns out dead
-// before any byte of the answer arrives (the server closed it while idle) is replaced by a
-// fresh one once: like net/http, this may resend a request the server saw, which is
-// harmless for predictions.
+// RoundTrip sends req and reads the whole answer. The body is streamed onto the connection
+// when req.ContentLength gives its size, and read whole first otherwise. A reused
+// connection that turns out dead before any byte of the answer arrives (the server closed
+// it while idle) is replaced by a fresh one once, with the body from req.GetBody: like
+// net/http, this may resend a request the server saw, which is harmless for predictions.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	var body []byte
-	if req.Body != nil {
-		var err error
-		body, err = io.ReadAll(req.Body)
-		req.Body.Close()
+	body, n := req.Body, req.ContentLength
+	if body != nil {
+		defer func() { body.Close() }()
+	}
+	if body != nil && n <= 0 {
+		b, err := io.ReadAll(body)
 		if err != nil {
 			return nil, err
 		}
+		n = int64(len(b))
+		getBody := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+		body, _ = getBody()
+		req = req.Clone(req.Context())
+		req.GetBody = getBody
 	}
 	target := req.URL.RequestURI()
 	for attempt := 0; ; attempt++ {
-		resp, reused, started, err := t.roundTrip(req, target, body)
+		resp, reused, started, err := t.roundTrip(req, target, body, n)
 		if err == nil {
 			return resp, nil
 		}
-		if reused && !started && attempt == 0 && req.Context().Err() == nil {
-			continue
+		if !reused || started || attempt > 0 || req.Context().Err() != nil {
+			return nil, err
 		}
-		return nil, err
+		if n > 0 {
+			if req.GetBody == nil {
+				return nil, err
+			}
+			body.Close()
+			if body, err = req.GetBody(); err != nil {
+				return nil, err
+			}
+		}
 	}
 }
 
-func (t *Transport) roundTrip(req *http.Request, target string, body []byte) (resp *http.Response, reused, started bool, err error) {
+func (t *Transport) roundTrip(req *http.Request, target string, body io.Reader, n int64) (resp *http.Response, reused, started bool, err error) {
 	ctx := req.Context()
 	c, reused, err := t.get(ctx)
 	if err != nil {
@@ -132,7 +147,7 @@ func (t *Transport) roundTrip(req *http.Request, target string, body []byte) (re
 		}
 		return nil, reused, started, err
 	}
-	if err := encodeRequest(c.bw, req.Method, target, req.Header, body); err != nil {
+	if err := encodeRequest(c.bw, req.Method, target, req.Header, body, n); err != nil {
 		return fail(err)
 	}
 	status, h, b, st, err := decodeResponse(c.br, t.maxBody)
