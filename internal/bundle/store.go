@@ -413,3 +413,45 @@ func publish(work, final string) error {
 	}
 	return os.Chmod(final, 0o555)
 }
+
+// Prune removes the bundles in the data directory whose digests keep does not hold (never
+// from the shared tier) and returns how many it removed and the bytes they held. The caller
+// must make sure no bundle is being sealed for a digest it has not recorded yet.
+func (s *Store) Prune(keep map[string]bool) (removed int, freed int64, err error) {
+	ents, err := os.ReadDir(s.bundles)
+	if err != nil {
+		return 0, 0, fmt.Errorf("prune bundles: %w", err)
+	}
+	for _, e := range ents {
+		digest := modelsource.DigestPrefix + e.Name()
+		if _, perr := modelsource.ParseDigest(digest); perr != nil || keep[digest] {
+			continue // not a bundle this store made, or still in use
+		}
+		dir := filepath.Join(s.bundles, e.Name())
+		n := treeBytes(dir)
+		if rerr := removeEntry(dir, s.tmp); rerr != nil {
+			err = errors.Join(err, rerr)
+			continue
+		}
+		removed++
+		freed += n
+	}
+	if err != nil {
+		err = fmt.Errorf("prune bundles: %w", err)
+	}
+	return removed, freed, err
+}
+
+// treeBytes is the size of the regular files under dir (0 for what cannot be read).
+func treeBytes(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if info, ierr := d.Info(); ierr == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}

@@ -270,6 +270,33 @@ func TestRemove(t *testing.T) {
 	}
 }
 
+func TestPrune(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	keep, err := s.Seal(ctx, modelDir(t, "kept"), manifest(), reports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, err := s.Seal(ctx, modelDir(t, "unused weights"), manifest(), reports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, filepath.Join(s.root, BundlesDir, "not-a-digest", "f"), "x", 0o644) // not the store's: left alone
+	n, freed, err := s.Prune(map[string]bool{keep: true})
+	if err != nil || n != 1 || freed <= int64(len("unused weights")) {
+		t.Fatalf("Prune: %d removed, %d bytes, %v; want 1 and the bundle's size", n, freed, err)
+	}
+	if _, err := s.Path(gone); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unused bundle still there: %v", err)
+	}
+	if err := s.Verify(keep); err != nil {
+		t.Errorf("kept bundle: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(s.root, BundlesDir, "not-a-digest", "f")); err != nil {
+		t.Errorf("foreign entry: %v", err)
+	}
+}
+
 func TestPluginCache(t *testing.T) {
 	s := openStore(t)
 	ctx := context.Background()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -301,4 +302,77 @@ func waitFor(t *testing.T, ok func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+func TestUnusedBundlesRemoved(t *testing.T) {
+	h := newHarness(t, "")
+	ctx := context.Background()
+	model := writeModel(t, t.TempDir(), "m.onnx", "model v1")
+	// bundlesAre waits until DATA/bundles holds exactly the bundles of these digests.
+	bundlesAre := func(step string, digests ...string) {
+		t.Helper()
+		want := make([]string, len(digests))
+		for i, d := range digests {
+			want[i] = strings.TrimPrefix(d, "sha256:")
+		}
+		slices.Sort(want)
+		var got []string
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			ents, _ := os.ReadDir(filepath.Join(h.data, bundle.BundlesDir))
+			got = got[:0]
+			for _, e := range ents {
+				got = append(got, e.Name())
+			}
+			if slices.Equal(got, want) {
+				return
+			}
+		}
+		t.Fatalf("%s: bundles %v, want %v", step, got, want)
+	}
+	create := func(name, model string) *api.Service {
+		doc := fmt.Sprintf(`{"name":%q,"model_path":%q,"processor":"onnx_cpu"}`, name, model)
+		if _, err := h.m.Create(ctx, []byte(doc)); err != nil {
+			t.Fatal(err)
+		}
+		return h.wait(name)
+	}
+	modify := func(name, model string) *api.Service {
+		if _, err := h.m.Modify(ctx, name, []byte(fmt.Sprintf(`{"model_path":%q}`, model))); err != nil {
+			t.Fatal(err)
+		}
+		return h.wait(name)
+	}
+	del := func(name string) {
+		if _, err := h.m.Delete(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		h.wait(name)
+	}
+
+	a, b := create("a", model), create("b", model)
+	if a.Image != b.Image {
+		t.Fatalf("the same model and settings sealed two bundles: %s, %s", a.Image, b.Image)
+	}
+	bundlesAre("two services on one bundle", a.Image)
+
+	h.sched.failVersion(2)
+	if s := modify("a", writeModel(t, t.TempDir(), "m.onnx", "model v2")); s.Image != a.Image {
+		t.Fatalf("failed update: %+v", s)
+	}
+	bundlesAre("the failed update's bundle goes", a.Image)
+
+	a3 := modify("a", writeModel(t, t.TempDir(), "m.onnx", "model v3"))
+	bundlesAre("a superseded bundle that b still serves stays", a.Image, a3.Image)
+
+	del("b")
+	bundlesAre("b deleted: its bundle goes, a's stays", a3.Image)
+
+	// Going back to the first model seals its bundle again (from the cached fetch).
+	if s := modify("a", model); s.Status != api.StatusRunning || s.Image != a.Image {
+		t.Fatalf("back to model v1: %+v\n%s", s, h.events("a"))
+	}
+	bundlesAre("back to model v1", a.Image)
+
+	del("a")
+	bundlesAre("everything deleted")
 }

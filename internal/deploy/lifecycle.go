@@ -41,7 +41,7 @@ func (m *Manager) Create(ctx context.Context, doc []byte) (*api.Service, error) 
 		Name: svc.Name, Token: token, Status: api.StatusCreating, CurrentVersion: 1,
 		DesiredInstances: svc.Metadata.Instance, Created: now, Updated: now,
 	}
-	ver := store.VersionRecord{Service: svc.Name, Version: 1, Spec: norm, Status: "Pending", Created: now}
+	ver := store.VersionRecord{Service: svc.Name, Version: 1, Spec: norm, Status: store.VersionPending, Created: now}
 	if err := m.store.CreateService(ctx, rec, ver); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			return nil, fmt.Errorf("%w: %s", ErrExists, svc.Name)
@@ -73,7 +73,7 @@ func (m *Manager) deployVersion(ctx context.Context, name string, version int, u
 		return // deleted or shutting down: the next start resumes from the store
 	}
 	_ = m.store.UpdateVersion(context.WithoutCancel(ctx), name, version, func(v *store.VersionRecord) error {
-		v.Status = "Failed"
+		v.Status = store.VersionFailed
 		v.Message = err.Error()
 		return nil
 	})
@@ -182,7 +182,7 @@ func (m *Manager) Modify(ctx context.Context, name string, patch []byte) (*api.S
 		version = rec.CurrentVersion
 		err = m.store.UpdateVersion(ctx, name, version, func(v *store.VersionRecord) error { v.Spec = norm; return nil })
 	} else {
-		version, err = m.store.AddVersion(ctx, store.VersionRecord{Service: name, Spec: norm, Status: "Pending", Created: time.Now().UTC()})
+		version, err = m.store.AddVersion(ctx, store.VersionRecord{Service: name, Spec: norm, Status: store.VersionPending, Created: time.Now().UTC()})
 	}
 	if err != nil {
 		return nil, err

@@ -105,6 +105,9 @@ type Manager struct {
 	// change services wait for it, so resumption never mistakes a new service for an
 	// interrupted one.
 	started chan struct{}
+	// builds is read-held by every build, from its start until its bundle's digest is in the
+	// store; collectBundles write-holds it, so it never removes a bundle just sealed.
+	builds sync.RWMutex
 }
 
 // service serializes operations on one service. cancel stops the operation in progress
@@ -146,6 +149,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err := m.resume(ctx, recs); err != nil && ctx.Err() == nil {
 		return err
 	}
+	m.collectBundles(ctx)
 	<-ctx.Done()
 	m.mu.Lock()
 	for _, s := range m.ops {
@@ -203,6 +207,7 @@ func (m *Manager) background(name string, op func(ctx context.Context)) {
 		}()
 		if ctx.Err() == nil {
 			op(ctx)
+			m.collectBundles(ctx)
 		}
 	}()
 }

@@ -28,6 +28,8 @@ var modelExts = map[string][]string{
 // build turns a stored version into a sealed bundle: fetch, plugins, seal. Every step is
 // cached by content, so running build again after a crash redoes nothing that finished.
 func (m *Manager) build(ctx context.Context, name string, version int) (string, error) {
+	m.builds.RLock()
+	defer m.builds.RUnlock()
 	vr, err := m.store.GetVersion(ctx, name, version)
 	if err != nil {
 		return "", fmt.Errorf("load version %d: %w", version, err)
@@ -53,7 +55,7 @@ func (m *Manager) build(ctx context.Context, name string, version int) (string, 
 		m.event(ctx, name, api.EventWarning, fallback, "", "")
 	}
 	if err := m.store.UpdateVersion(ctx, name, version, func(v *store.VersionRecord) error {
-		v.Status = "Building"
+		v.Status = store.VersionBuilding
 		return nil
 	}); err != nil {
 		return "", err
@@ -185,7 +187,7 @@ func (m *Manager) build(ctx context.Context, name string, version int) (string, 
 	}
 	if err := m.store.UpdateVersion(ctx, name, version, func(v *store.VersionRecord) error {
 		v.BundleDigest = digest
-		v.Status = "Ready"
+		v.Status = store.VersionReady
 		return nil
 	}); err != nil {
 		return "", err

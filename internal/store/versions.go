@@ -122,3 +122,31 @@ func (s *Store) ListVersions(ctx context.Context, service string) ([]VersionReco
 	}
 	return out, nil
 }
+
+// BundlesInUse returns the bundle digests a service may still start from: every service's
+// current version, and its newer versions that have not failed (an update being built or
+// rolled out). Older versions were superseded, and failed newer ones never serve.
+func (s *Store) BundlesInUse(ctx context.Context) (map[string]bool, error) {
+	out := map[string]bool{}
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT v.bundle_digest FROM versions v JOIN services s ON v.service = s.name
+			WHERE v.bundle_digest != '' AND (v.version = s.current_version OR (v.version > s.current_version AND v.status != ?))`,
+			VersionFailed)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var d string
+			if err := rows.Scan(&d); err != nil {
+				return err
+			}
+			out[d] = true
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list bundles in use: %w", err)
+	}
+	return out, nil
+}
