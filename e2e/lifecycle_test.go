@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -387,6 +388,9 @@ func TestServiceLifecycle(t *testing.T) {
 		}
 		assertClose(t, "new model", got, old, 1e-5)
 		t.Logf("%d requests served during the update, none failed", okCount.Load())
+		waitFor(t, 10*time.Second, "only the new version's bundle on disk", func() bool {
+			return slices.Equal(bundleDirs(t, d), []string{strings.TrimPrefix(s.Image, "sha256:")})
+		})
 	})
 
 	t.Run("delete", func(t *testing.T) {
@@ -401,7 +405,22 @@ func TestServiceLifecycle(t *testing.T) {
 			t.Fatalf("predict after delete: %d, want 404", code)
 		}
 		waitFor(t, 10*time.Second, "no worker left", func() bool { return len(workerPIDs(t, "cls")) == 0 })
+		waitFor(t, 10*time.Second, "its bundle removed", func() bool { return len(bundleDirs(t, d)) == 0 })
 	})
+}
+
+// bundleDirs lists DATA/bundles.
+func bundleDirs(t *testing.T, d *easd) []string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(d.dataDir, "bundles"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, ok func() bool) {
