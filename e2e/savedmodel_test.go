@@ -179,6 +179,18 @@ func TestTensorFlowSavedModel(t *testing.T) {
 		t.Fatalf("v2 response outputs %s, want only emotions", out)
 	}
 	checkNormRelErr(t, "v2", vr.Outputs[0].Data, want)
+
+	// v2 model metadata names serving_default's aliases, with the model's types and shapes.
+	hr, _ := http.NewRequest("GET", d.url("/api/predict/tf_saved/v2/models/tf_saved"), nil)
+	hr.Header.Set("Authorization", svc.AccessToken)
+	code, out, err = do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantMeta := `"inputs":[{"name":"face","datatype":"FP32","shape":[-1,64,64,1]}],"outputs":[{"name":"emotions","datatype":"FP32","shape":[-1,7]}]`
+	if code != 200 || !strings.Contains(string(out), wantMeta) {
+		t.Errorf("v2 metadata: %d %s, want %s", code, out, wantMeta)
+	}
 }
 
 // checkNormRelErr checks got against want to a norm-wise relative error ≤ 1e-4 (max |Δ| / max |want|).

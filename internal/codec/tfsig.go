@@ -44,6 +44,33 @@ func (s TFSignatures) Select(name string) (string, *TFSignature, error) {
 	return name, &sd, nil
 }
 
+// Described is the signature to show users (v2 model metadata) of a model sig with these
+// SavedModel signatures: the default signature's aliases, sorted, for the tensors it names,
+// then the model's tensors no alias names. Without a default signature it is sig.
+func (s TFSignatures) Described(sig processor.Signature) processor.Signature {
+	_, sd, _ := s.Select("")
+	if sd == nil {
+		return sig
+	}
+	describe := func(model []tensor.Info, aliases map[string]string) []tensor.Info {
+		out := make([]tensor.Info, 0, len(model))
+		named := map[string]bool{}
+		for _, alias := range slices.Sorted(maps.Keys(aliases)) {
+			if info, ok := findTFInfo(model, aliases[alias]); ok {
+				named[info.Name] = true
+				out = append(out, tensor.Info{Name: alias, DType: info.DType, Shape: info.Shape})
+			}
+		}
+		for _, info := range model {
+			if !named[info.Name] {
+				out = append(out, info)
+			}
+		}
+		return out
+	}
+	return processor.Signature{Inputs: describe(sig.Inputs, sd.Inputs), Outputs: describe(sig.Outputs, sd.Outputs)}
+}
+
 // signedRequest is request for a request under signature sd: inputs and output_filter may
 // name the signature's aliases or tensor names, outputs default to the signature's (sorted by
 // alias), and the response keys outputs as the request named them.

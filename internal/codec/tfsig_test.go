@@ -249,3 +249,26 @@ func TestTFSignatureAliasResponses(t *testing.T) {
 		t.Errorf("v2 response %s, want %s", b, want)
 	}
 }
+
+func TestTFSignaturesDescribed(t *testing.T) {
+	partial := TFSignatures{TFDefaultSignature: {Inputs: map[string]string{"image": "a:0", "gone": "pruned:0"}, Outputs: map[string]string{"scores": "p"}}}
+	for _, tc := range []struct {
+		name string
+		sigs TFSignatures
+		want string // the metadata's inputs and outputs
+	}{
+		{"aliases sorted, types and shapes from the model", testSigs,
+			`"inputs":[{"name":"count","datatype":"INT64","shape":[-1]},{"name":"image","datatype":"FP32","shape":[-1,2]}],"outputs":[{"name":"ids","datatype":"INT64","shape":[-1]},{"name":"scores","datatype":"FP32","shape":[-1,2]}]`},
+		{"tensors no alias names keep their names; aliases of missing tensors are left out", partial,
+			`"inputs":[{"name":"image","datatype":"FP32","shape":[-1,2]},{"name":"b","datatype":"INT64","shape":[-1]}],"outputs":[{"name":"scores","datatype":"FP32","shape":[-1,2]},{"name":"q","datatype":"INT64","shape":[-1]}]`},
+		{"no serving_default: the model's names", TFSignatures{"only_p": testSigs["only_p"]},
+			`"inputs":[{"name":"a","datatype":"FP32","shape":[-1,2]},{"name":"b","datatype":"INT64","shape":[-1]}],"outputs":[{"name":"p","datatype":"FP32","shape":[-1,2]},{"name":"q","datatype":"INT64","shape":[-1]}]`},
+		{"a frozen graph (no signatures): the model's names", nil,
+			`"inputs":[{"name":"a","datatype":"FP32","shape":[-1,2]},{"name":"b","datatype":"INT64","shape":[-1]}],"outputs":[{"name":"p","datatype":"FP32","shape":[-1,2]},{"name":"q","datatype":"INT64","shape":[-1]}]`},
+	} {
+		got := string(V2ModelMetadata("m", "tensorflow_savedmodel", tc.sigs.Described(twoSig)))
+		if want := `{"name":"m","platform":"tensorflow_savedmodel",` + tc.want + `}`; got != want {
+			t.Errorf("%s:\n got %s\nwant %s", tc.name, got, want)
+		}
+	}
+}

@@ -192,7 +192,8 @@ func (s *Server) Load(ctx context.Context) (LoadInfo, error) {
 			return LoadInfo{}, err
 		}
 	}
-	md.metadata = codec.V2ModelMetadata(s.opts.Name, v2Platform(md.family), md.sig)
+	// A SavedModel is described by its serving_default aliases, the names its users know.
+	md.metadata = codec.V2ModelMetadata(s.opts.Name, v2Platform(md.family), md.tfSigs.Described(md.sig))
 	if s.opts.Batching {
 		if err := batcher.Check(md.sig); err != nil {
 			proc.Close()
