@@ -109,7 +109,7 @@ func New() *Metrics {
 		}, []string{"service"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "gateway_retries_total",
-			Help: "Requests resent to another instance because the first could not be reached.",
+			Help: "Requests resent to another instance because the first could not be reached or was being withdrawn.",
 		}, []string{"service"}),
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "rate_limited_total",
