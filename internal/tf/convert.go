@@ -261,6 +261,32 @@ func (c *converter) in(i int) (*value, error) {
 	return nil, fmt.Errorf("input %d is missing", i)
 }
 
+// in2 returns the values of the current node's data inputs 0 and 1.
+func (c *converter) in2() (*value, *value, error) {
+	a, err := c.in(0)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := c.in(1)
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, b, nil
+}
+
+// inN returns the values of the current node's first n data inputs.
+func (c *converter) inN(n int) ([]*value, error) {
+	var vs []*value
+	for i := 0; i < n; i++ {
+		v, err := c.in(i)
+		if err != nil {
+			return nil, err
+		}
+		vs = append(vs, v)
+	}
+	return vs, nil
+}
+
 func (c *converter) numInputs() int {
 	k := 0
 	for _, s := range c.cur.Input {
@@ -311,6 +337,15 @@ func (c *converter) nhwc(v *value) (string, error) {
 		c.emit("Transpose", []string{v.name}, []string{v.alt}, ints("perm", nchwToNHWC))
 	}
 	return v.alt, nil
+}
+
+// nhwcIn returns an ONNX name holding the current node's data input i in TF layout.
+func (c *converter) nhwcIn(i int) (string, error) {
+	v, err := c.in(i)
+	if err != nil {
+		return "", err
+	}
+	return c.nhwc(v)
 }
 
 // nchw returns an ONNX name holding the 4-D v in NCHW: a Transpose at most once per value,

@@ -211,11 +211,7 @@ func convConv(depthwise, fused bool) opFunc {
 		if fused {
 			ops = attrStrings(n, "fused_ops")
 			if len(ops) > 0 && ops[0] == "BiasAdd" {
-				b, err := c.in(2)
-				if err != nil {
-					return err
-				}
-				bn, err := c.nhwc(b) // 1-D [C]: same in both layouts
+				bn, err := c.nhwcIn(2) // 1-D [C]: same in both layouts
 				if err != nil {
 					return err
 				}
@@ -272,11 +268,7 @@ func (c *converter) activations(ops []string, x string, argIdx int, nchw bool) (
 }
 
 func convBiasAdd(c *converter, n *tfpb.NodeDef) error {
-	x, err := c.in(0)
-	if err != nil {
-		return err
-	}
-	b, err := c.in(1)
+	x, b, err := c.in2()
 	if err != nil {
 		return err
 	}
@@ -318,11 +310,7 @@ func convBatchNorm(c *converter, n *tfpb.NodeDef) error {
 	}
 	ins := []string{x}
 	for i := 1; i <= 4; i++ {
-		v, err := c.in(i)
-		if err != nil {
-			return err
-		}
-		name, err := c.nhwc(v)
+		name, err := c.nhwcIn(i)
 		if err != nil {
 			return err
 		}
@@ -502,11 +490,7 @@ func isFloat(dt tfpb.DataType) bool {
 
 func binop(op string) opFunc {
 	return func(c *converter, n *tfpb.NodeDef) error {
-		a, err := c.in(0)
-		if err != nil {
-			return err
-		}
-		b, err := c.in(1)
+		a, b, err := c.in2()
 		if err != nil {
 			return err
 		}
@@ -526,13 +510,9 @@ func binop(op string) opFunc {
 }
 
 func convAddN(c *converter, n *tfpb.NodeDef) error {
-	var vs []*value
-	for i := 0; i < c.numInputs(); i++ {
-		v, err := c.in(i)
-		if err != nil {
-			return err
-		}
-		vs = append(vs, v)
+	vs, err := c.inN(c.numInputs())
+	if err != nil {
+		return err
 	}
 	if len(vs) == 1 {
 		c.set(0, vs[0])
@@ -632,11 +612,7 @@ func (c *converter) swapLast2(v *value, suffix string) (string, error) {
 }
 
 func (c *converter) matmulOperands(n *tfpb.NodeDef, ta, tb string) (string, string, *value, *value, error) {
-	a, err := c.in(0)
-	if err != nil {
-		return "", "", nil, nil, err
-	}
-	b, err := c.in(1)
+	a, b, err := c.in2()
 	if err != nil {
 		return "", "", nil, nil, err
 	}
@@ -665,11 +641,7 @@ func convMatMul(c *converter, n *tfpb.NodeDef) error {
 	out := c.op1("MatMul", "matmul", []string{an, bn})
 	ops := attrStrings(n, "fused_ops")
 	if len(ops) > 0 && ops[0] == "BiasAdd" {
-		b, err := c.in(2)
-		if err != nil {
-			return err
-		}
-		bias, err := c.nhwc(b)
+		bias, err := c.nhwcIn(2)
 		if err != nil {
 			return err
 		}
@@ -813,11 +785,7 @@ func convArg(op string) opFunc {
 }
 
 func convReshape(c *converter, n *tfpb.NodeDef) error {
-	x, err := c.in(0)
-	if err != nil {
-		return err
-	}
-	s, err := c.in(1)
+	x, s, err := c.in2()
 	if err != nil {
 		return err
 	}
@@ -1066,11 +1034,7 @@ func convPad(c *converter, n *tfpb.NodeDef) error {
 	}
 	ins := []string{in, c.i64Const("pads", []int64{int64(2 * r)}, onnxPads)}
 	if n.Op == "PadV2" {
-		cv, err := c.in(2)
-		if err != nil {
-			return err
-		}
-		cn, err := c.nhwc(cv)
+		cn, err := c.nhwcIn(2)
 		if err != nil {
 			return err
 		}
@@ -1306,11 +1270,7 @@ func convSlice(c *converter, n *tfpb.NodeDef) error {
 }
 
 func convGather(c *converter, n *tfpb.NodeDef) error {
-	p, err := c.in(0)
-	if err != nil {
-		return err
-	}
-	idx, err := c.in(1)
+	p, idx, err := c.in2()
 	if err != nil {
 		return err
 	}
@@ -1344,11 +1304,7 @@ func convGather(c *converter, n *tfpb.NodeDef) error {
 }
 
 func convGatherNd(c *converter, n *tfpb.NodeDef) error {
-	p, err := c.in(0)
-	if err != nil {
-		return err
-	}
-	idx, err := c.in(1)
+	p, idx, err := c.in2()
 	if err != nil {
 		return err
 	}
@@ -1417,11 +1373,7 @@ func convShape(c *converter, n *tfpb.NodeDef) error {
 }
 
 func convFill(c *converter, n *tfpb.NodeDef) error {
-	d, err := c.in(0)
-	if err != nil {
-		return err
-	}
-	v, err := c.in(1)
+	d, v, err := c.in2()
 	if err != nil {
 		return err
 	}
@@ -1452,13 +1404,9 @@ func convFill(c *converter, n *tfpb.NodeDef) error {
 }
 
 func convRange(c *converter, n *tfpb.NodeDef) error {
-	var vs []*value
-	for i := 0; i < 3; i++ {
-		v, err := c.in(i)
-		if err != nil {
-			return err
-		}
-		vs = append(vs, v)
+	vs, err := c.inN(3)
+	if err != nil {
+		return err
 	}
 	dt := attrType(n, "Tidx")
 	if dt == tfpb.DataType_DT_INVALID {
@@ -1493,11 +1441,7 @@ func convRange(c *converter, n *tfpb.NodeDef) error {
 }
 
 func convTile(c *converter, n *tfpb.NodeDef) error {
-	x, err := c.in(0)
-	if err != nil {
-		return err
-	}
-	m, err := c.in(1)
+	x, m, err := c.in2()
 	if err != nil {
 		return err
 	}
@@ -1550,13 +1494,9 @@ func (c *converter) elementwiseExpand(x *value, k *constant) error {
 }
 
 func convSelect(c *converter, n *tfpb.NodeDef) error {
-	var vs []*value
-	for i := 0; i < 3; i++ {
-		v, err := c.in(i)
-		if err != nil {
-			return err
-		}
-		vs = append(vs, v)
+	vs, err := c.inN(3)
+	if err != nil {
+		return err
 	}
 	if n.Op == "Select" && vs[0].rank == 1 && vs[1].rank > 1 {
 		return fmt.Errorf("Select with a vector condition on higher-rank values is not supported")
