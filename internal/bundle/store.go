@@ -418,16 +418,28 @@ func publish(work, final string) error {
 // from the shared tier) and returns how many it removed and the bytes they held. The caller
 // must make sure no bundle is being sealed for a digest it has not recorded yet.
 func (s *Store) Prune(keep map[string]bool) (removed int, freed int64, err error) {
-	ents, err := os.ReadDir(s.bundles)
+	return s.prune(s.bundles, keep)
+}
+
+// PruneModels removes every fetched model tree (DATA/models). They are a build's staging
+// area: a build fetches its model again and finds its plugin results by content, so a tree
+// that outlives its build only costs disk. The caller must make sure no build runs.
+func (s *Store) PruneModels() (removed int, freed int64, err error) {
+	return s.prune(s.models, nil)
+}
+
+// prune removes the entries of base (one directory per digest) not in keep.
+func (s *Store) prune(base string, keep map[string]bool) (removed int, freed int64, err error) {
+	ents, err := os.ReadDir(base)
 	if err != nil {
-		return 0, 0, fmt.Errorf("prune bundles: %w", err)
+		return 0, 0, fmt.Errorf("prune %s: %w", base, err)
 	}
 	for _, e := range ents {
 		digest := modelsource.DigestPrefix + e.Name()
 		if _, perr := modelsource.ParseDigest(digest); perr != nil || keep[digest] {
-			continue // not a bundle this store made, or still in use
+			continue // not an entry this store made, or still in use
 		}
-		dir := filepath.Join(s.bundles, e.Name())
+		dir := filepath.Join(base, e.Name())
 		n := treeBytes(dir)
 		if rerr := removeEntry(dir, s.tmp); rerr != nil {
 			err = errors.Join(err, rerr)
@@ -437,7 +449,7 @@ func (s *Store) Prune(keep map[string]bool) (removed int, freed int64, err error
 		freed += n
 	}
 	if err != nil {
-		err = fmt.Errorf("prune bundles: %w", err)
+		err = fmt.Errorf("prune %s: %w", base, err)
 	}
 	return removed, freed, err
 }

@@ -354,6 +354,10 @@ func TestUnusedBundlesRemoved(t *testing.T) {
 		t.Fatalf("the same model and settings sealed two bundles: %s, %s", a.Image, b.Image)
 	}
 	bundlesAre("two services on one bundle", a.Image)
+	waitFor(t, func() bool {
+		ents, err := os.ReadDir(filepath.Join(h.data, bundle.ModelsDir))
+		return err == nil && len(ents) == 0
+	}) // fetched model trees go once their builds are done
 
 	h.sched.failVersion(2)
 	if s := modify("a", writeModel(t, t.TempDir(), "m.onnx", "model v2")); s.Image != a.Image {

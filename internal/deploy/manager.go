@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/openeas/openeas/internal/api"
@@ -107,7 +108,8 @@ type Manager struct {
 	started chan struct{}
 	// builds is read-held by every build, from its start until its bundle's digest is in the
 	// store; collectBundles write-holds it, so it never removes a bundle just sealed.
-	builds sync.RWMutex
+	builds        sync.RWMutex
+	collectWanted atomic.Bool // a collection was asked for since the last one began
 }
 
 // service serializes operations on one service. cancel stops the operation in progress
@@ -149,7 +151,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err := m.resume(ctx, recs); err != nil && ctx.Err() == nil {
 		return err
 	}
-	m.collectBundles(ctx)
+	m.collectBundles()
 	<-ctx.Done()
 	m.mu.Lock()
 	for _, s := range m.ops {
@@ -207,7 +209,7 @@ func (m *Manager) background(name string, op func(ctx context.Context)) {
 		}()
 		if ctx.Err() == nil {
 			op(ctx)
-			m.collectBundles(ctx)
+			m.collectBundles()
 		}
 	}()
 }
