@@ -109,7 +109,7 @@ func ConvertGraph(ctx context.Context, g *tfpb.GraphDef, opts Options) (*Result,
 			return nil, err
 		}
 		c.cur = n
-		if err := opTable[n.Op](c, n); err != nil {
+		if err := convertNode(c, n); err != nil {
 			return nil, fmt.Errorf("convert node %q (%s): %w", n.Name, n.Op, err)
 		}
 	}
@@ -168,6 +168,17 @@ func ConvertGraph(ctx context.Context, g *tfpb.GraphDef, opts Options) (*Result,
 		}
 	}
 	return res, nil
+}
+
+// convertNode runs n's converter. The graph is a user's upload converted inside easd, so a
+// converter bug that a malformed node triggers becomes this node's error, not a crash.
+func convertNode(c *converter, n *tfpb.NodeDef) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("malformed node (converter failed: %v)", r)
+		}
+	}()
+	return opTable[n.Op](c, n)
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -242,6 +242,8 @@ func TestBadInput(t *testing.T) {
 			Options{Outputs: []string{"nope:0"}}, `no node "nope"`},
 		{"dangling input", mustMarshal(t, &tfpb.GraphDef{Node: []*tfpb.NodeDef{node("y", "Relu", []string{"ghost"}, nil)}}),
 			Options{}, `node "ghost" is referenced but not defined`},
+		{"AddN without inputs", mustMarshal(t, &tfpb.GraphDef{Node: []*tfpb.NodeDef{node("s", "AddN", nil, nil)}}),
+			Options{}, `convert node "s" (AddN): AddN has no inputs; expected at least one`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Convert(context.Background(), tc.pb, tc.opts)
@@ -295,4 +297,21 @@ func TestOutputsPruneAndNames(t *testing.T) {
 	if got := res.Model.Graph.Output[0].GetName(); got != mid {
 		t.Errorf("output named %q, want the TF name %q", got, mid)
 	}
+}
+
+// FuzzConvert: whatever the bytes, Convert returns a model or an error; it never panics
+// (easd converts uploaded graphs in its own process).
+func FuzzConvert(f *testing.F) {
+	for _, p := range []string{"../../testdata/tf/emotion/frozen.pb", "../../testdata/tf/textcnn/frozen.pb"} {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 1<<20 {
+			return
+		}
+		_, _ = Convert(context.Background(), b, Options{})
+	})
 }

@@ -514,6 +514,9 @@ func convAddN(c *converter, n *tfpb.NodeDef) error {
 	if err != nil {
 		return err
 	}
+	if len(vs) == 0 {
+		return fmt.Errorf("AddN has no inputs; expected at least one")
+	}
 	if len(vs) == 1 {
 		c.set(0, vs[0])
 		return nil
