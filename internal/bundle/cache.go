@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"time"
 
 	"github.com/openeas/openeas/internal/modelsource"
 )
@@ -48,7 +50,59 @@ func (s *Store) CachedPluginContext(ctx context.Context, key string) (outDir str
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", nil, false
 	}
+	now := time.Now()
+	_ = os.Chtimes(dir, now, now) // a hit renews the entry for TrimPlugins
 	return out, report, true
+}
+
+// TrimPlugins removes the least recently used plugin results from the data directory (never
+// from the shared tier) until the rest hold at most maxBytes, and returns how many it removed
+// and the bytes they held. maxBytes <= 0: no bound. The caller must make sure no build runs.
+func (s *Store) TrimPlugins(maxBytes int64) (removed int, freed int64, err error) {
+	if maxBytes <= 0 {
+		return 0, 0, nil
+	}
+	ents, err := os.ReadDir(s.plugins)
+	if err != nil {
+		return 0, 0, fmt.Errorf("trim plugin results: %w", err)
+	}
+	type entry struct {
+		dir  string
+		size int64
+		used time.Time
+	}
+	var all []entry
+	var total int64
+	for _, e := range ents {
+		if _, perr := modelsource.ParseDigest(modelsource.DigestPrefix + e.Name()); perr != nil {
+			continue
+		}
+		info, ierr := e.Info()
+		if ierr != nil {
+			continue // removed meanwhile
+		}
+		dir := filepath.Join(s.plugins, e.Name())
+		n := treeBytes(dir)
+		all = append(all, entry{dir, n, info.ModTime()})
+		total += n
+	}
+	slices.SortFunc(all, func(a, b entry) int { return a.used.Compare(b.used) })
+	for _, e := range all {
+		if total <= maxBytes {
+			break
+		}
+		if rerr := removeEntry(e.dir, s.tmp); rerr != nil {
+			err = errors.Join(err, rerr)
+			continue
+		}
+		total -= e.size
+		removed++
+		freed += e.size
+	}
+	if err != nil {
+		err = fmt.Errorf("trim plugin results: %w", err)
+	}
+	return removed, freed, err
 }
 
 // PutPlugin stores a copy of a plugin's output directory and report under key and returns the

@@ -3,6 +3,7 @@ package bundle
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -348,6 +349,43 @@ func TestPluginCache(t *testing.T) {
 	})
 	if ents, _ := os.ReadDir(s.TmpDir()); len(ents) != 0 {
 		t.Errorf("puts left %d entries in tmp", len(ents))
+	}
+}
+
+func TestTrimPlugins(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	keys := make([]string, 3)
+	base := time.Now().Add(-time.Hour)
+	var size int64
+	for i := range keys {
+		keys[i] = "sha256:" + strings.Repeat(fmt.Sprintf("%02x", i+0xa0), 32)
+		if _, err := s.PutPlugin(ctx, keys[i], modelDir(t, strings.Repeat("w", 1000)), nil); err != nil {
+			t.Fatal(err)
+		}
+		hexPart, _ := modelsource.ParseDigest(keys[i])
+		dir := filepath.Join(s.root, PluginsDir, hexPart)
+		size = treeBytes(dir)
+		// Put in order 0, 1, 2: 0 is the least recently used.
+		if err := os.Chtimes(dir, base.Add(time.Duration(i)*time.Minute), base.Add(time.Duration(i)*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _, err := s.TrimPlugins(0); n != 0 || err != nil {
+		t.Fatalf("TrimPlugins(0) removed %d (%v); 0 is no bound", n, err)
+	}
+	// A hit renews result 0, so result 1 is now the least recently used.
+	if _, _, ok := s.CachedPlugin(keys[0]); !ok {
+		t.Fatal("miss")
+	}
+	n, freed, err := s.TrimPlugins(2 * size)
+	if err != nil || n != 1 || freed != size {
+		t.Fatalf("TrimPlugins: removed %d, %d bytes, %v; want 1 result of %d bytes", n, freed, err, size)
+	}
+	for i, want := range []bool{true, false, true} {
+		if _, _, ok := s.CachedPlugin(keys[i]); ok != want {
+			t.Errorf("result %d cached: %v, want %v", i, ok, want)
+		}
 	}
 }
 

@@ -80,6 +80,8 @@ type Options struct {
 	// ObjectCacheMaxBytes bounds DATA/objects, the cache of downloaded oss:// and s3://
 	// objects (least recently used first); 0: no bound.
 	ObjectCacheMaxBytes int64
+	// PluginCacheMaxBytes bounds DATA/plugins, the plugin result cache (deploy.Options); 0: none.
+	PluginCacheMaxBytes int64
 }
 
 // maxSocketPath is the longest unix socket path Linux takes (sun_path holds 108 bytes).
@@ -229,6 +231,7 @@ func Run(ctx context.Context, o Options) error {
 		Plugins: plugin.Resolver{BladeBinary: blade}, Logger: log, EndpointURL: endpoint,
 		RuntimeVersion: runtimeVersion(blade), TokenChanged: serviceGone, RateLimitChanged: gw.SetRateLimit,
 		PluginEnv: o.PluginEnv, OSS: o.OSS, S3: o.S3, RunPlugin: pluginRunner(sched), ObjectCacheMaxBytes: o.ObjectCacheMaxBytes,
+		PluginCacheMaxBytes: o.PluginCacheMaxBytes,
 		// PyTorch needs the libtorch shim next to the worker; easd only looks for its files.
 		ProcessorCheck: func(p spec.ProcessorInfo) error {
 			if p.Runtime != "libtorch" {

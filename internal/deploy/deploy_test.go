@@ -9,11 +9,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/openeas/openeas/internal/api"
 	"github.com/openeas/openeas/internal/bundle"
+	"github.com/openeas/openeas/internal/plugin"
 	"github.com/openeas/openeas/internal/scheduler"
 	"github.com/openeas/openeas/internal/store"
 )
@@ -379,4 +381,46 @@ func TestUnusedBundlesRemoved(t *testing.T) {
 
 	del("a")
 	bundlesAre("everything deleted")
+}
+
+func TestPluginCacheBound(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		max     int64
+		results []int // plugin results in DATA/plugins after deploying model 1, model 2, model 1 again
+		runs    int   // plugin runs in all
+	}{
+		{"unbounded: model 1 again reuses its result", 0, []int{1, 2, 2}, 2},
+		{"room for one: model 2's result evicts model 1's", 1500, []int{1, 1, 1}, 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, "")
+			h.m.opts.PluginCacheMaxBytes = tt.max
+			var runs atomic.Int32
+			h.m.opts.RunPlugin = func(ctx context.Context, service, key string, ps plugin.Spec, o plugin.RunOptions) (plugin.Result, error) {
+				runs.Add(1)
+				return plugin.Result{}, os.WriteFile(filepath.Join(o.OutputDir, "m.bin"), []byte(strings.Repeat("o", 1000)), 0o644)
+			}
+			models := []string{writeModel(t, t.TempDir(), "m.bin", "model 1"), writeModel(t, t.TempDir(), "m.bin", "model 2")}
+			for i, model := range []string{models[0], models[1], models[0]} {
+				name := fmt.Sprintf("s%d", i)
+				doc := fmt.Sprintf(`{"name":%q,"model_path":%q,"model_entry":"m.bin","processor":"onnx_cpu",
+					"plugins":[{"image":"registry/eas/pai-blade-deploy:cpu_latest","command":"blade --mode eas_plugin --optimize_for cpu"}]}`, name, model)
+				if _, err := h.m.Create(context.Background(), []byte(doc)); err != nil {
+					t.Fatal(err)
+				}
+				if s := h.wait(name); s.Status != api.StatusRunning {
+					t.Fatalf("%s: %s", name, h.events(name))
+				}
+				// The cache is trimmed after the operation: wait for it before the next deploy.
+				waitFor(t, func() bool {
+					ents, err := os.ReadDir(filepath.Join(h.data, bundle.PluginsDir))
+					return err == nil && len(ents) == tt.results[i]
+				})
+			}
+			if n := int(runs.Load()); n != tt.runs {
+				t.Errorf("plugin ran %d times, want %d", n, tt.runs)
+			}
+		})
+	}
 }

@@ -68,6 +68,10 @@ type Options struct {
 	// ObjectCacheMaxBytes bounds the object cache in DataDir/objects (least recently used
 	// objects go first; see modelsource.Options); 0: no bound.
 	ObjectCacheMaxBytes int64
+	// PluginCacheMaxBytes bounds the plugin result cache in DataDir/plugins: after each
+	// operation the least recently used results go until the rest fit (a service deployed
+	// again from an evicted result runs its plugins again); 0: no bound.
+	PluginCacheMaxBytes int64
 	// TokenChanged is told when a service's token appears, changes or goes (the gateway's view).
 	TokenChanged func(service, token string, exists bool)
 	// ProcessorCheck, when set, says whether this installation can serve a processor (e.g.
