@@ -62,7 +62,7 @@ func (s *Store) TrimPlugins(maxBytes int64) (removed int, freed int64, err error
 	if maxBytes <= 0 {
 		return 0, 0, nil
 	}
-	ents, err := os.ReadDir(s.plugins)
+	ents, err := digestEntries(s.plugins)
 	if err != nil {
 		return 0, 0, fmt.Errorf("trim plugin results: %w", err)
 	}
@@ -74,9 +74,6 @@ func (s *Store) TrimPlugins(maxBytes int64) (removed int, freed int64, err error
 	var all []entry
 	var total int64
 	for _, e := range ents {
-		if _, perr := modelsource.ParseDigest(modelsource.DigestPrefix + e.Name()); perr != nil {
-			continue
-		}
 		info, ierr := e.Info()
 		if ierr != nil {
 			continue // removed meanwhile
@@ -87,18 +84,15 @@ func (s *Store) TrimPlugins(maxBytes int64) (removed int, freed int64, err error
 		total += n
 	}
 	slices.SortFunc(all, func(a, b entry) int { return a.used.Compare(b.used) })
+	var oldest []string
 	for _, e := range all {
 		if total <= maxBytes {
 			break
 		}
-		if rerr := removeEntry(e.dir, s.tmp); rerr != nil {
-			err = errors.Join(err, rerr)
-			continue
-		}
+		oldest = append(oldest, e.dir)
 		total -= e.size
-		removed++
-		freed += e.size
 	}
+	removed, freed, err = s.removeEntries(oldest)
 	if err != nil {
 		err = fmt.Errorf("trim plugin results: %w", err)
 	}

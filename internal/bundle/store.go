@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -430,16 +431,39 @@ func (s *Store) PruneModels() (removed int, freed int64, err error) {
 
 // prune removes the entries of base (one directory per digest) not in keep.
 func (s *Store) prune(base string, keep map[string]bool) (removed int, freed int64, err error) {
-	ents, err := os.ReadDir(base)
+	ents, err := digestEntries(base)
 	if err != nil {
 		return 0, 0, fmt.Errorf("prune %s: %w", base, err)
 	}
+	var unused []string
 	for _, e := range ents {
-		digest := modelsource.DigestPrefix + e.Name()
-		if _, perr := modelsource.ParseDigest(digest); perr != nil || keep[digest] {
-			continue // not an entry this store made, or still in use
+		if !keep[modelsource.DigestPrefix+e.Name()] {
+			unused = append(unused, filepath.Join(base, e.Name()))
 		}
-		dir := filepath.Join(base, e.Name())
+	}
+	removed, freed, err = s.removeEntries(unused)
+	if err != nil {
+		err = fmt.Errorf("prune %s: %w", base, err)
+	}
+	return removed, freed, err
+}
+
+// digestEntries lists the entries of base named by a digest's hex part: those the store made.
+func digestEntries(base string) ([]fs.DirEntry, error) {
+	ents, err := os.ReadDir(base)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(ents, func(e fs.DirEntry) bool {
+		_, err := modelsource.ParseDigest(modelsource.DigestPrefix + e.Name())
+		return err != nil
+	}), nil
+}
+
+// removeEntries removes the entry directories dirs and returns how many it removed and the
+// bytes they held; one that cannot be removed is reported and the rest still go.
+func (s *Store) removeEntries(dirs []string) (removed int, freed int64, err error) {
+	for _, dir := range dirs {
 		n := treeBytes(dir)
 		if rerr := removeEntry(dir, s.tmp); rerr != nil {
 			err = errors.Join(err, rerr)
@@ -447,9 +471,6 @@ func (s *Store) prune(base string, keep map[string]bool) (removed int, freed int
 		}
 		removed++
 		freed += n
-	}
-	if err != nil {
-		err = fmt.Errorf("prune %s: %w", base, err)
 	}
 	return removed, freed, err
 }
