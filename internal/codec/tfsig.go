@@ -53,13 +53,11 @@ func (s TFSignatures) Described(sig processor.Signature) processor.Signature {
 		return sig
 	}
 	describe := func(model []tensor.Info, aliases map[string]string) []tensor.Info {
-		out := make([]tensor.Info, 0, len(model))
+		resolved := map[string]string{}
+		out := aliasedInfos(model, aliases, resolved)
 		named := map[string]bool{}
-		for _, alias := range slices.Sorted(maps.Keys(aliases)) {
-			if info, ok := findTFInfo(model, aliases[alias]); ok {
-				named[info.Name] = true
-				out = append(out, tensor.Info{Name: alias, DType: info.DType, Shape: info.Shape})
-			}
+		for _, name := range resolved {
+			named[name] = true
 		}
 		for _, info := range model {
 			if !named[info.Name] {
@@ -147,16 +145,23 @@ func defaultAliases(sig processor.Signature, sigs TFSignatures) *aliasNames {
 // aliasInfos lists an Info for each alias whose tensor the model has (sorted by alias), then
 // the model's own infos that no alias shadows; resolved gets alias → model name.
 func aliasInfos(model []tensor.Info, aliases map[string]string, resolved map[string]string) []tensor.Info {
+	out := aliasedInfos(model, aliases, resolved)
+	for _, info := range model {
+		if _, shadowed := resolved[info.Name]; !shadowed {
+			out = append(out, info)
+		}
+	}
+	return out
+}
+
+// aliasedInfos lists an Info for each alias whose tensor the model has, sorted by alias, with
+// that tensor's dtype and shape; resolved gets alias → model name.
+func aliasedInfos(model []tensor.Info, aliases map[string]string, resolved map[string]string) []tensor.Info {
 	out := make([]tensor.Info, 0, len(model)+len(aliases))
 	for _, alias := range slices.Sorted(maps.Keys(aliases)) {
 		if info, ok := findTFInfo(model, aliases[alias]); ok {
 			resolved[alias] = info.Name
 			out = append(out, tensor.Info{Name: alias, DType: info.DType, Shape: info.Shape})
-		}
-	}
-	for _, info := range model {
-		if _, shadowed := resolved[info.Name]; !shadowed {
-			out = append(out, info)
 		}
 	}
 	return out
