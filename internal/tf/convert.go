@@ -274,15 +274,11 @@ func (c *converter) in(i int) (*value, error) {
 
 // in2 returns the values of the current node's data inputs 0 and 1.
 func (c *converter) in2() (*value, *value, error) {
-	a, err := c.in(0)
+	vs, err := c.inN(2)
 	if err != nil {
 		return nil, nil, err
 	}
-	b, err := c.in(1)
-	if err != nil {
-		return nil, nil, err
-	}
-	return a, b, nil
+	return vs[0], vs[1], nil
 }
 
 // inN returns the values of the current node's first n data inputs.
