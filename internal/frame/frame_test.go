@@ -277,7 +277,15 @@ func waitActive(t *testing.T, s *Server) {
 }
 
 func TestShutdownDrains(t *testing.T) {
-	s, tr, path := start(t, echo, 1<<20)
+	// The slow request's arrival is signalled by the handler: waitActive could still see the
+	// first request's connection marked active for a moment after its answer.
+	slowArrived := make(chan struct{}, 1)
+	s, tr, path := start(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			slowArrived <- struct{}{}
+		}
+		echo(w, r)
+	}, 1<<20)
 	// An idle connection, and a request in flight.
 	if _, _, err := send(t, tr, context.Background(), "POST", "/p", nil); err != nil {
 		t.Fatal(err)
@@ -292,7 +300,11 @@ func TestShutdownDrains(t *testing.T) {
 		}
 		answered <- got
 	}()
-	waitActive(t, s)
+	select {
+	case <-slowArrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow request never reached the server")
+	}
 	if err := s.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
