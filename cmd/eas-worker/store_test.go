@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -273,7 +274,7 @@ func TestObjstoreRoundTrip(t *testing.T) {
 				t.Fatalf("objstore get: exit %d\n%s", code, out)
 			}
 			want := files(t, in)
-			if got := files(t, got1); !equalMaps(got, want) {
+			if got := files(t, got1); !maps.Equal(got, want) {
 				t.Errorf("get input = %v, want %v", got, want)
 			}
 			if got := files(t, got2); len(got) != 0 {
@@ -291,7 +292,7 @@ func TestObjstoreRoundTrip(t *testing.T) {
 			if err := shared.Jobs.GetTree(ctx, "plugins/k1/output/", back); err != nil {
 				t.Fatal(err)
 			}
-			if got, want := files(t, back), files(t, outDir); !equalMaps(got, want) {
+			if got, want := files(t, back), files(t, outDir); !maps.Equal(got, want) {
 				t.Errorf("easd reads output %v, want %v", got, want)
 			}
 			rep := t.TempDir()
@@ -308,18 +309,6 @@ func TestObjstoreRoundTrip(t *testing.T) {
 			}
 		})
 	}
-}
-
-func equalMaps(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // Bad invocations are refused with a message saying what is wrong, before any I/O.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -97,7 +98,7 @@ func TestFetchObjectStorage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := readTree(t, f.Dir); !equalMaps(got, tc.want) {
+			if got := readTree(t, f.Dir); !maps.Equal(got, tc.want) {
 				t.Errorf("tree = %v, want %v", got, tc.want)
 			}
 			if f.Source != tc.path || f.Objects == 0 || f.CachedObjects != 0 {
@@ -162,18 +163,6 @@ func TestFetchObjectStorage(t *testing.T) {
 			t.Errorf("file limit: err = %v", err)
 		}
 	})
-}
-
-func equalMaps(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 func TestFetchObjectCache(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -417,7 +418,7 @@ func TestServiceLifecycleOnKubernetes(t *testing.T) {
 	if err := b.Apply(ctx, d2); err != nil {
 		t.Fatal(err)
 	}
-	if after := c.pods(); !mapsEqual(before, after) {
+	if after := c.pods(); !maps.Equal(before, after) {
 		t.Errorf("adopting Apply changed pods: %v → %v", before, after)
 	}
 	if got := c.objects(); !slices.Equal(got, wantObjs) {
@@ -476,18 +477,6 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment, svc string, replicas in
 	if len(init) != 1 || !slices.Contains(init[0].Command, d.Annotations[AnnotationBundle]) || !strings.HasPrefix(d.Annotations[AnnotationBundle], "sha256:") {
 		t.Errorf("init container %+v does not fetch bundle %s", init, d.Annotations[AnnotationBundle])
 	}
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
